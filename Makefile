@@ -1,0 +1,40 @@
+# The README's two commands: `make demo` and `make test`. Each does its own set-up from nothing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
+ARGS ?=
+
+.PHONY: venv demo test bench clean sshd-deps
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch first, pinned to the CPU build: a bare range may pull a multi-GB CUDA build.
+	$(PIP) install -q "torch==2.13.0"
+	$(PIP) install -q -e ".[dev,tflite]"
+	# Reference implementations the space tests compare against; old, so without their deps.
+	$(PIP) install -q --no-deps "xautodl==1.0.0" "ofa==0.1.0.post202307202001"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# The real sshd the SSH agent tests talk to (skipped when it cannot be installed).
+sshd-deps:
+	@command -v /usr/sbin/sshd >/dev/null 2>&1 || \
+	  (command -v apt-get >/dev/null 2>&1 && (apt-get update -qq && apt-get install -y -qq openssh-server >/dev/null) || \
+	   echo "openssh-server not installed: the SSH tests will be skipped")
+
+demo: venv
+	$(PY) measure.py $(ARGS)
+
+test: venv sshd-deps
+	$(PY) -m pytest -q $(ARGS)
+
+bench: venv
+	for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""Latency predictors trained on the farm's Parquet tables."""
