@@ -1,0 +1,68 @@
+"""User-facing errors and the exit-code-2 contract of every command-line entry point.
+
+A :class:`UserError` is bad input a person can fix (a wrong inventory field, an
+unknown device, a bad line in an arch file). Its message is one line that
+names the file, the field, what is wrong and what to do. Entry points wrap
+``main`` with :func:`exit_on_user_error`: such an error prints that line to
+stderr and exits with status 2, without a traceback. Any other exception is a
+bug and keeps its traceback.
+
+Example:
+    >>> @exit_on_user_error
+    ... def main() -> int:
+    ...     raise UserError("inventory.yaml: device 'pi': field 'threads': must be >= 1")
+    >>> try:
+    ...     main()
+    ... except SystemExit as exit_:
+    ...     exit_.code
+    2
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Callable, TypeVar
+
+__all__ = ["USER_ERROR_EXIT_CODE", "UserError", "exit_on_user_error", "report_user_error"]
+
+USER_ERROR_EXIT_CODE = 2
+
+_Result = TypeVar("_Result")
+
+
+class UserError(Exception):
+    """Bad input a person can fix. ``str(error)`` is the whole one-line message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def report_user_error(error: UserError, program: str | None = None) -> None:
+    """Print ``error`` as one line on stderr, prefixed with the program name."""
+    name = program or _program_name()
+    first_line = " ".join(str(error).split("\n"))
+    print(f"{name}: error: {first_line}", file=sys.stderr)
+
+
+def exit_on_user_error(fn: Callable[..., _Result]) -> Callable[..., _Result]:
+    """Decorate a CLI ``main``: a :class:`UserError` prints one line to stderr and exits 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: object, **kwargs: object) -> _Result:
+        try:
+            return fn(*args, **kwargs)
+        except UserError as error:
+            report_user_error(error)
+            raise SystemExit(USER_ERROR_EXIT_CODE) from None
+
+    return wrapper
+
+
+def _program_name() -> str:
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "latfarm"
+    return argv0.replace("\\", "/").rsplit("/", 1)[-1]

@@ -1,0 +1,476 @@
+"""The device inventory: which devices the farm measures on and how to reach them.
+
+``inventory.yaml`` holds a ``devices:`` list; each entry becomes a
+:class:`Device`. Every model forbids unknown keys, so a typo is refused rather
+than silently ignored. :func:`load` turns every problem (YAML syntax, unknown
+key, wrong type, duplicate name, missing connection section) into one
+:class:`InventoryError` line naming the file, the device, the field, what is
+wrong and what to do, plus the YAML line where it can tell::
+
+    inventory.yaml: device 'pi4': field 'ssh': missing: kind ssh needs an `ssh:` section ... (line 12)
+
+Relative ``replay.table`` paths are resolved against the inventory's folder.
+
+Example:
+    >>> inventory = Inventory(devices=[Device(name="cpu-local", kind="cpu")])
+    >>> inventory.get("cpu-local").protocol.name
+    'interleaved'
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Literal, Sequence, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from farm.errors import UserError
+
+__all__ = [
+    "ADBConfig",
+    "CUDAConfig",
+    "DEFAULT_PATH",
+    "Device",
+    "Hygiene",
+    "Inventory",
+    "InventoryError",
+    "ProtocolSettings",
+    "ReplayConfig",
+    "SSHConfig",
+    "load",
+]
+
+DEFAULT_PATH = "inventory.yaml"
+
+DeviceKind = Literal["cpu", "cuda", "ssh", "adb", "replay"]
+Runtime = Literal["torch", "torchscript", "tflite", "executorch"]
+ProtocolName = Literal["interleaved", "help", "latbench"]
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+#: The connection section each kind needs (cuda's is optional: index 0 by default).
+CONNECTION_SECTION: dict[str, str] = {"ssh": "ssh", "adb": "adb", "replay": "replay", "cuda": "cuda"}
+_REQUIRED_SECTION = {"ssh", "adb", "replay"}
+_SECTION_HELP = {
+    "ssh": "an `ssh:` section with host and user",
+    "adb": "an `adb:` section (serial for USB, or host for adb over TCP)",
+    "replay": "a `replay:` section with table and device",
+}
+
+
+class InventoryError(UserError):
+    """Bad inventory input. The message is one line: file, device, field, problem, fix."""
+
+
+class _FieldProblem(ValueError):
+    """Raised inside validators to name the offending field in the one-line message."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ProtocolSettings(_Model):
+    """Per-device protocol choice and overrides; ``None`` keeps the protocol's default.
+
+    ``rounds`` only applies to ``interleaved``. ``max_cv`` and ``max_repeats`` drive the
+    stability rule: an arch whose coefficient of variation stays above ``max_cv`` after
+    ``max_repeats`` re-measurements is stored with status ``unstable``.
+    """
+
+    name: ProtocolName = "interleaved"
+    warmup: int | None = Field(default=None, ge=0)
+    runs: int | None = Field(default=None, ge=1)
+    rounds: int | None = Field(default=None, ge=1)
+    trim: float | None = Field(default=None, ge=0.0, lt=0.5)
+    max_cv: float = Field(default=0.05, gt=0.0)
+    max_repeats: int = Field(default=2, ge=0)
+
+
+class Hygiene(_Model):
+    """Measurement hygiene: CPU pinning and thermal cool-down before each job."""
+
+    affinity: list[int] | None = None
+    cooldown_s: float = Field(default=0.0, ge=0.0)
+    max_temperature_c: float | None = Field(default=None, gt=0.0)
+    cooldown_timeout_s: float = Field(default=300.0, ge=0.0)
+
+    @field_validator("affinity")
+    @classmethod
+    def _cores_are_valid(cls, cores: list[int] | None) -> list[int] | None:
+        if cores is None:
+            return None
+        if not cores:
+            raise ValueError("is empty; list the CPU cores to pin to, e.g. [0, 1], or remove it")
+        if any(core < 0 for core in cores):
+            raise ValueError("core numbers must be >= 0")
+        if len(set(cores)) != len(cores):
+            raise ValueError("lists a core twice")
+        return cores
+
+
+class SSHConfig(_Model):
+    """How to reach a Linux board over SSH. Host keys are verified against ``known_hosts``.
+
+    There is deliberately no password field: use a key (``key_file`` or the SSH agent).
+    """
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=22, ge=1, le=65535)
+    user: str = Field(min_length=1)
+    key_file: str | None = None
+    known_hosts: str = "~/.ssh/known_hosts"
+    trust_on_first_use: bool = False
+    python: str = "python3"
+    workdir: str = "/tmp/latfarm"
+
+
+class ADBConfig(_Model):
+    """How to reach an Android phone: USB ``serial`` or adb over TCP (``host``:``port``)."""
+
+    serial: str | None = None
+    host: str | None = None
+    port: int = Field(default=5555, ge=1, le=65535)
+    key_file: str = "~/.android/adbkey"
+    benchmark_binaries: dict[Runtime, str] = Field(default_factory=dict)
+    workdir: str = "/data/local/tmp/latfarm"
+    big_core_mask: str | None = None
+    screen_off: bool = False
+
+
+class ReplayConfig(_Model):
+    """A device simulated from a recorded latency table (``table``, rows of ``device``)."""
+
+    table: str = Field(min_length=1)
+    device: str = Field(min_length=1)
+    noise: float = Field(default=0.0, ge=0.0)
+    delay_ms: float = Field(default=0.0, ge=0.0)
+
+
+class CUDAConfig(_Model):
+    """Which local GPU (``torch.device(f"cuda:{index}")``)."""
+
+    index: int = Field(default=0, ge=0)
+
+
+class Device(_Model):
+    """One device in the farm.
+
+    Example:
+        >>> Device(name="pi4-a", kind="ssh", ssh={"host": "10.0.0.7", "user": "pi"}).ssh.port
+        22
+    """
+
+    name: str
+    kind: DeviceKind
+    platform: str | None = None
+    runtimes: list[Runtime] = Field(default_factory=lambda: ["torch"])
+    batch_sizes: list[int] = Field(default_factory=lambda: [1])
+    threads: int = Field(default=1, ge=1)
+    input_size: int | None = Field(default=None, ge=1)
+    node: str | None = None
+    protocol: ProtocolSettings = Field(default_factory=ProtocolSettings)
+    hygiene: Hygiene = Field(default_factory=Hygiene)
+    ssh: SSHConfig | None = None
+    adb: ADBConfig | None = None
+    replay: ReplayConfig | None = None
+    cuda: CUDAConfig | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_slug(cls, name: str) -> str:
+        if not SLUG.match(name):
+            raise ValueError(
+                f"{name!r} is not a slug; use lower-case letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit (e.g. pi4-a)"
+            )
+        return name
+
+    @field_validator("runtimes")
+    @classmethod
+    def _runtimes_listed_once(cls, runtimes: list[str]) -> list[str]:
+        if not runtimes:
+            raise ValueError("is empty; list at least one runtime, e.g. [torch]")
+        if len(set(runtimes)) != len(runtimes):
+            raise ValueError("lists a runtime twice")
+        return runtimes
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _batch_sizes_positive(cls, sizes: list[int]) -> list[int]:
+        if not sizes:
+            raise ValueError("is empty; list at least one batch size, e.g. [1]")
+        if any(size < 1 for size in sizes):
+            raise ValueError("batch sizes must be >= 1")
+        if len(set(sizes)) != len(sizes):
+            raise ValueError("lists a batch size twice")
+        return sizes
+
+    @model_validator(mode="after")
+    def _connection_matches_kind(self) -> "Device":
+        for section in CONNECTION_SECTION.values():
+            if getattr(self, section) is not None and self.kind != section:
+                raise _FieldProblem(
+                    section, f"only used with kind {section}, but kind is {self.kind}; remove it or set kind: {section}"
+                )
+        if self.kind in _REQUIRED_SECTION and getattr(self, self.kind) is None:
+            raise _FieldProblem(self.kind, f"missing: kind {self.kind} needs {_SECTION_HELP[self.kind]}")
+        if self.kind == "cuda" and self.cuda is None:
+            object.__setattr__(self, "cuda", CUDAConfig())
+        return self
+
+    @property
+    def ray_resource(self) -> str:
+        """The Ray custom resource that pins this device's actor to its node: ``device:<name>``."""
+        return f"device:{self.name}"
+
+
+class Inventory(_Model):
+    """All devices, with unique names.
+
+    Example:
+        >>> inventory = Inventory(devices=[Device(name="a", kind="cpu"), Device(name="b", kind="cpu")])
+        >>> [d.name for d in inventory.select(["b"])]
+        ['b']
+    """
+
+    devices: list[Device]
+
+    _source: str = PrivateAttr(default=DEFAULT_PATH)
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> "Inventory":
+        seen: set[str] = set()
+        for index, device in enumerate(self.devices):
+            if device.name in seen:
+                raise _FieldProblem(
+                    f"devices[{index}].name", f"duplicate name {device.name!r}; every device needs its own name"
+                )
+            seen.add(device.name)
+        return self
+
+    @property
+    def source(self) -> str:
+        """The file this inventory was loaded from (for error messages)."""
+        return self._source
+
+    def names(self) -> list[str]:
+        return [device.name for device in self.devices]
+
+    def get(self, name: str) -> Device:
+        """The device called ``name``; :class:`InventoryError` (listing the known names) otherwise."""
+        for device in self.devices:
+            if device.name == name:
+                return device
+        raise InventoryError(
+            f"{self._source}: unknown device {name!r}; known devices: {', '.join(self.names()) or '(none)'}"
+        )
+
+    def select(self, names: Sequence[str] | None = None) -> list[Device]:
+        """The named devices in the given order, or all devices when ``names`` is ``None``."""
+        if names is None:
+            return list(self.devices)
+        return [self.get(name) for name in names]
+
+
+# ------------------------------------------------------------------ loading
+class _StrictLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r}; give each key once", key_node.start_mark
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load(path: str | Path) -> Inventory:
+    """Read and validate an inventory file; raise :class:`InventoryError` with one line on bad input.
+
+    Example:
+        >>> import tempfile, os
+        >>> folder = tempfile.mkdtemp()
+        >>> file = os.path.join(folder, "inventory.yaml")
+        >>> _ = open(file, "w").write("devices:\\n  - name: cpu-local\\n    kind: cpu\\n")
+        >>> load(file).names()
+        ['cpu-local']
+    """
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InventoryError(f"{source}: file not found; pass --inventory with an existing file") from None
+    except OSError as exc:
+        raise InventoryError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    return loads(text, source=source, base_dir=Path(path).resolve().parent)
+
+
+def loads(text: str, *, source: str = DEFAULT_PATH, base_dir: Path | None = None) -> Inventory:
+    """Validate inventory YAML ``text``; ``source`` names it in error messages."""
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - _StrictLoader is a SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise InventoryError(f"{source}: YAML error{where}: {exc.problem or exc.context}; fix the YAML") from None
+    except yaml.YAMLError as exc:
+        raise InventoryError(f"{source}: YAML error: {exc}; fix the YAML") from None
+    if data is None:
+        raise InventoryError(f"{source}: the file is empty; it needs a `devices:` list (see the README)")
+    if not isinstance(data, dict):
+        raise InventoryError(
+            f"{source}: the top level is a {type(data).__name__}; it must be a mapping with a `devices:` list"
+        )
+    try:
+        inventory = Inventory.model_validate(data)
+    except ValidationError as exc:
+        raise InventoryError(_describe(exc, data, text, source)) from None
+    if base_dir is not None:
+        _resolve_relative_paths(inventory, base_dir)
+    inventory._source = source
+    return inventory
+
+
+def _resolve_relative_paths(inventory: Inventory, base_dir: Path) -> None:
+    for device in inventory.devices:
+        if device.replay is not None:
+            table = Path(device.replay.table).expanduser()
+            if not table.is_absolute():
+                device.replay.table = str((base_dir / table).resolve())
+
+
+# --------------------------------------------------------- error rendering
+def _describe(exc: ValidationError, data: dict[str, Any], text: str, source: str) -> str:
+    """One line for the first validation error: file, device, field, problem, fix, YAML line."""
+    errors = exc.errors(include_url=False)
+    # An unknown key is usually a typo that also explains a "missing" error: report it first.
+    errors.sort(key=lambda e: e["type"] != "extra_forbidden")
+    error = errors[0]
+    loc: tuple[Any, ...] = tuple(error["loc"])
+    problem = error.get("ctx", {}).get("error")
+    if isinstance(problem, _FieldProblem):
+        loc = loc + tuple(_split_field(problem.field))
+        message = problem.message
+    else:
+        message = _explain(error, loc)
+    parts = [source]
+    field_loc = loc
+    if len(loc) >= 2 and loc[0] == "devices" and isinstance(loc[1], int):
+        parts.append(f"device {_device_label(data, loc[1])}")
+        field_loc = loc[2:]
+    if field_loc:
+        parts.append(f"field {_format_loc(field_loc)!r}")
+    parts.append(message)
+    line = _line_of(text, loc)
+    more = f"; {len(errors) - 1} more problem(s) after this one" if len(errors) > 1 else ""
+    return ": ".join(parts) + more + (f" (line {line})" if line else "")
+
+
+def _explain(error: dict[str, Any], loc: tuple[Any, ...]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        key = loc[-1]
+        if isinstance(key, str) and "password" in key.lower():
+            return "passwords are not accepted in the inventory; use key_file (an SSH key) or the SSH agent"
+        allowed = _allowed_keys(loc[:-1])
+        close = difflib.get_close_matches(str(key), allowed, n=1)
+        guess = f"; did you mean {close[0]!r}?" if close else ""
+        listing = f" (allowed keys: {', '.join(allowed)})" if allowed else ""
+        return f"unknown key{guess}{listing}"
+    if kind == "missing":
+        return "missing: this field is required; add it"
+    message = str(error["msg"])
+    if message.startswith("Value error, "):
+        return message[len("Value error, ") :]
+    if kind in {"model_type", "dict_type"}:
+        return f"{message}; got {_short(error.get('input'))} (write it as `key: value` lines)"
+    return f"{message}; got {_short(error.get('input'))}"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _device_label(data: dict[str, Any], index: int) -> str:
+    devices = data.get("devices")
+    if isinstance(devices, list) and index < len(devices):
+        entry = devices[index]
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            return repr(entry["name"])
+    return f"#{index + 1}"
+
+
+def _format_loc(loc: Sequence[Any]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _split_field(field: str) -> list[Any]:
+    parts: list[Any] = []
+    for token in re.findall(r"[^.\[\]]+|\[\d+\]", field):
+        parts.append(int(token[1:-1]) if token.startswith("[") else token)
+    return parts
+
+
+def _allowed_keys(loc: Sequence[Any]) -> list[str]:
+    """Field names of the model found by following ``loc`` from :class:`Inventory`."""
+    model: Any = Inventory
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return []
+        model = _unwrap_model(model.model_fields[part].annotation)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _unwrap_model(annotation: Any) -> Any:
+    """The BaseModel inside ``X | None`` or ``list[X]``, else the annotation itself."""
+    origin = get_origin(annotation)
+    if origin is Union or origin is list or str(origin) == "<class 'types.UnionType'>":
+        for arg in get_args(annotation):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                return arg
+    return annotation
+
+
+def _line_of(text: str, loc: Sequence[Any]) -> int | None:
+    """The 1-based YAML line of the node at ``loc`` (the deepest one that exists)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            for key_node, value_node in node.value:
+                if key_node.value == part:
+                    line, child = key_node.start_mark.line + 1, value_node
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            child = node.value[part]
+            line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line
