@@ -94,6 +94,12 @@ class ProtocolSettings(_Model):
     max_cv: float = Field(default=0.05, gt=0.0)
     max_repeats: int = Field(default=2, ge=0)
 
+    @model_validator(mode="after")
+    def _rounds_only_for_interleaved(self) -> "ProtocolSettings":
+        if self.rounds is not None and self.name != "interleaved":
+            raise _FieldProblem("rounds", f"only applies to the interleaved protocol, not {self.name}; remove it")
+        return self
+
 
 class Hygiene(_Model):
     """Measurement hygiene: CPU pinning and thermal cool-down before each job."""
