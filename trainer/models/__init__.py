@@ -1,0 +1,99 @@
+"""The registry of predictor methods, imported lazily.
+
+``METHODS`` maps a ``--method`` name to the module that defines it; the class
+is the :class:`~trainer.models.base.Predictor` subclass in that module whose
+``method`` attribute equals the name. Importing this package imports no
+method module, so ``trainer sample`` never pays for torch models it does not
+use, and a method whose module is missing (or fails to import) only fails
+when it is asked for.
+
+``DEFAULT_METHOD`` is the project's best method: ``multipredict`` when its
+module imports, else ``layerwise`` (the strongest baseline on the HELP data).
+
+Example:
+    >>> from trainer.models import get_method
+    >>> get_method("flops").method
+    'flops'
+    >>> sorted(METHODS)[:2]
+    ['brpnas', 'flops']
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+from farm.errors import UserError
+from trainer.models.base import Predictor
+
+#: Method name -> module defining it (imported on first use).
+METHODS: dict[str, str] = {
+    "flops": "trainer.models.flops",
+    "layerwise": "trainer.models.layerwise",
+    "brpnas": "trainer.models.brpnas",
+    "multipredict": "trainer.models.multipredict",
+}
+
+#: Used when ``multipredict`` cannot be imported.
+FALLBACK_METHOD = "layerwise"
+_PREFERRED_METHOD = "multipredict"
+
+
+class UnknownMethod(UserError):
+    """A ``--method`` that is not in :data:`METHODS`, or whose module cannot be imported."""
+
+
+def get_method(name: str) -> type[Predictor]:
+    """The predictor class registered as ``name``.
+
+    Raises :class:`UnknownMethod` (a ``UserError``: one line, exit 2 in the CLI)
+    for an unknown name or a module that is not available.
+    """
+    module_name = METHODS.get(name)
+    if module_name is None:
+        raise UnknownMethod(f"--method: unknown method {name!r}; choose one of {', '.join(sorted(METHODS))}")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name != module_name:
+            raise
+        raise UnknownMethod(
+            f"--method: {name!r} is registered but {module_name} is not installed; "
+            f"choose one of {', '.join(available_methods())}"
+        ) from None
+    for _, candidate in inspect.getmembers(module, inspect.isclass):
+        if issubclass(candidate, Predictor) and not inspect.isabstract(candidate) and getattr(candidate, "method", None) == name:
+            return candidate
+    raise UnknownMethod(f"--method: {module_name} defines no Predictor subclass with method = {name!r}")
+
+
+def available_methods() -> list[str]:
+    """Names whose modules import, in registry order."""
+    names = []
+    for name in METHODS:
+        try:
+            get_method(name)
+        except UnknownMethod:
+            continue
+        names.append(name)
+    return names
+
+
+def default_method() -> str:
+    """``multipredict`` where its module imports, else :data:`FALLBACK_METHOD`."""
+    try:
+        get_method(_PREFERRED_METHOD)
+    except UnknownMethod:
+        return FALLBACK_METHOD
+    return _PREFERRED_METHOD
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: DEFAULT_METHOD is resolved on access, so importing the package stays cheap.
+    if name == "DEFAULT_METHOD":
+        return default_method()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["DEFAULT_METHOD", "FALLBACK_METHOD", "METHODS", "UnknownMethod", "available_methods", "default_method", "get_method"]
