@@ -1,0 +1,157 @@
+"""farm.inventory: the default file, every field, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from farm.inventory import Device, Inventory, InventoryError, ProtocolSettings, load, loads
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(text)
+    return path
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    with pytest.raises(InventoryError) as caught:
+        load(write(tmp_path, text))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(str(tmp_path / "inventory.yaml"))
+    return message
+
+
+def test_default_inventory_is_this_machines_cpu() -> None:
+    inventory = load(REPO / "inventory.yaml")
+    assert inventory.names() == ["cpu-local"]
+    device = inventory.get("cpu-local")
+    assert device.kind == "cpu"
+    assert device.runtimes == ["torch", "torchscript"]
+    assert device.protocol.name == "interleaved"
+    assert device.ssh is None and device.adb is None and device.replay is None
+
+
+def test_commented_examples_in_default_inventory_are_valid(tmp_path: Path) -> None:
+    """Uncommenting the examples must give a valid inventory, or the file teaches wrong syntax."""
+    lines = (REPO / "inventory.yaml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("# --- Examples"))
+    body = [line for line in lines[:start]]
+    for line in lines[start + 1 :]:
+        if line.startswith("#  ") or line.startswith("#    "):
+            body.append(line[1:])
+    inventory = load(write(tmp_path, "\n".join(body) + "\n"))
+    assert {d.kind for d in inventory.devices} == {"cpu", "cuda", "ssh", "adb", "replay"}
+    assert inventory.get("pi4-a").ssh.user == "pi"
+    assert inventory.get("pi4-a").hygiene.affinity == [0, 1, 2, 3]
+    assert inventory.get("pixel7").adb.benchmark_binaries == {"tflite": "/data/local/tmp/benchmark_model"}
+    assert inventory.get("gpu0").batch_sizes == [1, 64]
+    # relative replay tables are resolved against the inventory's folder
+    assert inventory.get("replay-pixel3").replay.table == str((tmp_path / "../shared/data/help_latency.parquet").resolve())
+
+
+def test_every_field_round_trips(tmp_path: Path) -> None:
+    text = """
+devices:
+  - name: pi4-a
+    kind: ssh
+    platform: raspberrypi4
+    runtimes: [tflite, torchscript]
+    batch_sizes: [1, 4]
+    threads: 4
+    input_size: 224
+    node: pi-host
+    protocol: {name: help, warmup: 5, runs: 7, trim: 0.2, max_cv: 0.1, max_repeats: 3}
+    hygiene: {affinity: [2, 3], cooldown_s: 1.5, max_temperature_c: 60, cooldown_timeout_s: 30}
+    ssh: {host: 127.0.0.1, port: 2222, user: pi, key_file: /k, known_hosts: /kh, trust_on_first_use: true,
+          python: python3.11, workdir: /tmp/x}
+"""
+    device = load(write(tmp_path, text)).get("pi4-a")
+    assert device.platform == "raspberrypi4" and device.node == "pi-host" and device.input_size == 224
+    assert device.protocol == ProtocolSettings(name="help", warmup=5, runs=7, trim=0.2, max_cv=0.1, max_repeats=3)
+    assert device.hygiene.cooldown_s == 1.5 and device.hygiene.max_temperature_c == 60
+    assert (device.ssh.port, device.ssh.python, device.ssh.trust_on_first_use) == (2222, "python3.11", True)
+    assert device.ray_resource == "device:pi4-a"
+
+
+def test_cuda_device_gets_default_index() -> None:
+    device = loads("devices:\n  - name: gpu\n    kind: cuda\n").get("gpu")
+    assert device.cuda is not None and device.cuda.index == 0
+
+
+BAD = [
+    # (yaml, expected fragments: device, field, problem)
+    ("devices:\n  - name: a\n    kind: cpu\n    treads: 2\n", ["device 'a'", "field 'treads'", "unknown key", "'threads'", "line 4"]),
+    ("devices:\n  - name: a\n    kind: cpu\n  - name: a\n    kind: cpu\n", ["field 'name'", "duplicate name 'a'", "line 4"]),
+    ("devices:\n  - name: a\n    kind: cpu\n    threads: many\n", ["device 'a'", "field 'threads'", "integer", "'many'"]),
+    ("devices:\n  - name: pi\n    kind: ssh\n", ["device 'pi'", "field 'ssh'", "kind ssh needs"]),
+    ("devices:\n  - name: ph\n    kind: adb\n", ["device 'ph'", "field 'adb'", "kind adb needs"]),
+    ("devices:\n  - name: r\n    kind: replay\n", ["device 'r'", "field 'replay'", "kind replay needs"]),
+    ("devices:\n  - name: pi\n    kind: ssh\n    ssh: {host: x}\n", ["field 'ssh.user'", "missing"]),
+    ("devices:\n  - name: Pi 4\n    kind: cpu\n", ["field 'name'", "not a slug"]),
+    ("devices:\n  - name: a\n    kind: gpu\n", ["field 'kind'", "'cpu', 'cuda', 'ssh', 'adb' or 'replay'", "'gpu'"]),
+    ("devices:\n  - name: a\n    kind: cpu\n    runtimes: [torch, onnx]\n", ["field 'runtimes[1]'", "'onnx'"]),
+    ("devices:\n  - name: a\n    kind: cpu\n    ssh: {host: x, user: u}\n", ["field 'ssh'", "only used with kind ssh"]),
+    ("devices:\n  - name: p\n    kind: ssh\n    ssh: {host: x, user: u, password: s}\n", ["field 'ssh.password'", "key_file"]),
+    ("devices:\n  - name: a\n    kind: cpu\n    protocol: {name: help, rounds: 3}\n", ["field 'protocol.rounds'", "interleaved"]),
+    ("devices:\n  - name: a\n    kind: cpu\n    protocol: {trim: 0.7}\n", ["field 'protocol.trim'", "0.5"]),
+    ("devices:\n  - name: a\n    kind: cpu\n    hygiene: {affinity: []}\n", ["field 'hygiene.affinity'", "empty"]),
+    ("devices:\n  - name: a\n    kind: cpu\n    batch_sizes: [0]\n", ["field 'batch_sizes'", ">= 1"]),
+    ("devices:\n  - name: a\n    kind: cpu\n    threads: 0\n", ["field 'threads'", "greater than or equal to 1"]),
+    ("devices:\n  - kind: cpu\n", ["device #1", "field 'name'", "missing"]),
+    ("devices:\n  - just-a-string\n", ["device #1", "valid dictionary"]),
+    ("device:\n  - name: a\n", ["field 'device'", "did you mean 'devices'"]),
+    ("devices:\n  - name: a\n    kind: [cpu\n", ["YAML error at line 4", "fix the YAML"]),
+    ("devices:\n  - name: a\n    kind: cpu\n    kind: cuda\n", ["YAML error at line 4", "duplicate key 'kind'"]),
+    ("", ["empty", "devices:"]),
+    ("- a\n", ["top level is a list"]),
+]
+
+
+@pytest.mark.parametrize("text, fragments", BAD, ids=[f"bad{i}" for i in range(len(BAD))])
+def test_bad_input_gives_one_line_naming_device_and_field(tmp_path: Path, text: str, fragments: list[str]) -> None:
+    message = error_of(tmp_path, text)
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+
+
+def test_missing_file_names_it(tmp_path: Path) -> None:
+    with pytest.raises(InventoryError, match="nope.yaml: file not found"):
+        load(tmp_path / "nope.yaml")
+
+
+def test_get_and_select_unknown_device_list_known_names() -> None:
+    inventory = Inventory(devices=[Device(name="a", kind="cpu"), Device(name="b", kind="cpu")])
+    assert [d.name for d in inventory.select(["b", "a"])] == ["b", "a"]
+    assert inventory.select() == inventory.devices
+    with pytest.raises(InventoryError, match="unknown device 'c'; known devices: a, b"):
+        inventory.select(["a", "c"])
+
+
+def test_models_built_in_code_are_validated_too() -> None:
+    with pytest.raises(ValueError, match="kind ssh needs"):
+        Device(name="pi", kind="ssh")
+    with pytest.raises(ValueError, match="duplicate name"):
+        Inventory(devices=[Device(name="a", kind="cpu"), Device(name="a", kind="cpu")])
+
+
+def test_cli_style_failure_exits_2_with_one_line_and_no_traceback(tmp_path: Path) -> None:
+    """The exit-2 contract end to end, in a real interpreter."""
+    path = write(tmp_path, "devices:\n  - name: a\n    kind: cpu\n    treads: 2\n")
+    script = (
+        "import sys\n"
+        "from farm.errors import exit_on_user_error\n"
+        "from farm.inventory import load\n"
+        "exit_on_user_error(lambda: load(sys.argv[1]))()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "device 'a': field 'treads': unknown key" in done.stderr
