@@ -1,0 +1,95 @@
+"""Linux ``/proc/cpuinfo`` as Android phones, Raspberry Pis, Jetsons and PCs print it.
+
+Blocks of ``key : value`` lines, one block per processor; the separator is a tab, spaces
+or neither (``CPU architecture: 8``). Older arm64 kernels print a leading
+``Processor : AArch64 Processor rev 14 (aarch64)`` line; x86 prints ``model name``; a Pi
+prints ``Hardware`` and ``Model`` at the end. ARM cores are named from
+(``CPU implementer``, ``CPU part``) so big.LITTLE clusters can be told apart.
+
+Example:
+    >>> info = parse("processor\\t: 0\\nCPU implementer\\t: 0x41\\nCPU part\\t: 0xd0b\\n\\n"
+    ...              "processor\\t: 1\\nCPU implementer\\t: 0x41\\nCPU part\\t: 0xd05\\n")
+    >>> info.cores, info.core_names()
+    (2, ['Cortex-A76', 'Cortex-A55'])
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from agents.parsers.common import UnparsableOutput
+
+__all__ = ["CpuInfo", "parse"]
+
+TOOL = "cpuinfo"
+
+#: (implementer, part) -> core name; Linux arch/arm64 cputype.h and lscpu's tables.
+ARM_PARTS: dict[tuple[int, int], str] = {
+    (0x41, 0xD03): "Cortex-A53", (0x41, 0xD04): "Cortex-A35", (0x41, 0xD05): "Cortex-A55",
+    (0x41, 0xD07): "Cortex-A57", (0x41, 0xD08): "Cortex-A72", (0x41, 0xD09): "Cortex-A73",
+    (0x41, 0xD0A): "Cortex-A75", (0x41, 0xD0B): "Cortex-A76", (0x41, 0xD0D): "Cortex-A77",
+    (0x41, 0xD41): "Cortex-A78", (0x41, 0xD44): "Cortex-X1", (0x41, 0xD46): "Cortex-A510",
+    (0x41, 0xD47): "Cortex-A710", (0x41, 0xD48): "Cortex-X2", (0x41, 0xD4D): "Cortex-A715",
+    (0x41, 0xD4E): "Cortex-X3", (0x41, 0xD80): "Cortex-A520", (0x41, 0xD81): "Cortex-A720",
+    (0x41, 0xD82): "Cortex-X4", (0x41, 0xD0C): "Neoverse-N1", (0x41, 0xD42): "Cortex-A78AE",
+    (0x51, 0x800): "Kryo 2xx Gold", (0x51, 0x801): "Kryo 2xx Silver", (0x51, 0x802): "Kryo 3xx Gold",
+    (0x51, 0x803): "Kryo 3xx Silver", (0x51, 0x804): "Kryo 4xx Gold", (0x51, 0x805): "Kryo 4xx Silver",
+    (0x4E, 0x004): "Carmel",
+}
+
+
+@dataclass(frozen=True)
+class CpuInfo:
+    """One dict per processor block, plus the lines outside the blocks (``Hardware``, ``Model``)."""
+
+    processors: list[dict[str, str]]
+    system: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def cores(self) -> int:
+        return len(self.processors)
+
+    def core_names(self) -> list[str]:
+        """Per core: the ARM core name, else ``model name``, else the raw implementer/part."""
+        return [_core_name(block) for block in self.processors]
+
+    @property
+    def model(self) -> str:
+        """One line for the device facts: ``Model``/``Hardware``/``model name``, plus the core mix."""
+        label = (self.system.get("Model") or self.system.get("Hardware") or self.system.get("Processor")
+                 or (self.processors[0].get("model name") if self.processors else "") or "")
+        mix = ", ".join(f"{count}x {name}" for name, count in Counter(self.core_names()).items())
+        return f"{label} ({mix})" if label and mix else label or mix
+
+
+def parse(text: str, *, source: str = "output") -> CpuInfo:
+    """Parse ``/proc/cpuinfo``; refuse text without a ``processor`` line."""
+    processors: list[dict[str, str]] = []
+    system: dict[str, str] = {}
+    current: dict[str, str] | None = None
+    for line in text.splitlines():
+        key, colon, value = line.partition(":")
+        if not colon:
+            current = None if not line.strip() else current
+            continue
+        key, value = key.strip(), value.strip()
+        if key == "processor":
+            current = {"processor": value}
+            processors.append(current)
+        elif current is not None:
+            current[key] = value
+        else:
+            system[key] = value
+    if not processors:
+        raise UnparsableOutput(TOOL, "no `processor : N` line", source=source,
+                               line=next((l for l in text.splitlines() if l.strip()), None))
+    return CpuInfo(processors, system)
+
+
+def _core_name(block: dict[str, str]) -> str:
+    try:
+        key = (int(block["CPU implementer"], 16), int(block["CPU part"], 16))
+    except (KeyError, ValueError):
+        return block.get("model name", "unknown")
+    return ARM_PARTS.get(key, f"implementer {block['CPU implementer']} part {block['CPU part']}")

@@ -1,0 +1,138 @@
+"""Jetson ``jetson_clocks --show`` (and the L4T 28 ``jetson_clocks.sh --show``).
+
+Both print the SoC, the online CPUs, one line per CPU with its governor and frequencies
+(kHz), then GPU and EMC lines (Hz) and the fan. Differences handled:
+
+- L4T 28 spells ``Gonvernor=`` and has no ``Online=`` / ``IdleStates``;
+- newer releases put two spaces after ``cpuN:``, add ``Active GPU TPCs: N`` and
+  ``FAN Dynamic Speed Control=... hwmon0_pwm1=88`` instead of ``Fan: speed=255``;
+- lines the tool did not mean as output (``Failed to retrieve unit state: Access denied``
+  from a snap sandbox) are kept in ``warnings``.
+
+Example:
+    >>> show = parse_show("cpu0: Online=1 Governor=schedutil MinFreq=1 MaxFreq=2 CurrentFreq=2")
+    >>> show.cpus[0].governor, show.cpus[0].current_khz
+    ('schedutil', 2)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from agents.parsers.common import UnparsableOutput
+
+__all__ = ["ClockRange", "CpuClock", "JetsonClocks", "parse_cpu_list", "parse_show"]
+
+TOOL = "jetson_clocks"
+
+_SOC = re.compile(r"^SOC family:(?P<family>\S+)\s+Machine:(?P<machine>.+)$")
+_CPU = re.compile(r"^cpu(?P<n>\d+):\s+(?P<rest>.*)$")
+_PAIR = re.compile(r"(\w+)=(\S+)")
+_BLOCK = re.compile(r"^(?P<name>GPU|EMC|DLA\d*|PVA\d*|CVNAS)\s+(?P<rest>MinFreq=.*)$")
+
+
+@dataclass(frozen=True)
+class CpuClock:
+    """One CPU line. Frequencies in kHz, as printed."""
+
+    governor: str
+    min_khz: int
+    max_khz: int
+    current_khz: int
+    online: bool = True
+    idle_states: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def pinned_to_max(self) -> bool:
+        return self.min_khz == self.max_khz == self.current_khz
+
+
+@dataclass(frozen=True)
+class ClockRange:
+    """GPU / EMC clocks in Hz, as printed."""
+
+    min_hz: int
+    max_hz: int
+    current_hz: int
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JetsonClocks:
+    soc_family: str | None
+    machine: str | None
+    online_cpus: list[int]
+    cpus: dict[int, CpuClock]
+    blocks: dict[str, ClockRange]
+    fan: dict[str, str]
+    active_gpu_tpcs: int | None
+    warnings: list[str]
+
+
+def parse_cpu_list(text: str) -> list[int]:
+    """``0-3,5`` -> ``[0, 1, 2, 3, 5]`` (the kernel's CPU list format).
+
+    Example:
+        >>> parse_cpu_list("0-2,4")
+        [0, 1, 2, 4]
+    """
+    cpus: list[int] = []
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        low, _, high = part.partition("-")
+        cpus.extend(range(int(low), int(high or low) + 1))
+    return cpus
+
+
+def parse_show(text: str, *, source: str = "output") -> JetsonClocks:
+    """Parse ``jetson_clocks --show``; refuse text without any ``cpuN:`` line."""
+    soc = machine = None
+    online: list[int] = []
+    cpus: dict[int, CpuClock] = {}
+    blocks: dict[str, ClockRange] = {}
+    fan: dict[str, str] = {}
+    tpcs: int | None = None
+    warnings: list[str] = []
+    for line in (line.strip() for line in text.splitlines()):
+        if not line:
+            continue
+        if match := _SOC.match(line):
+            soc, machine = match.group("family"), match.group("machine").strip()
+        elif line.startswith("Online CPUs:"):
+            online = parse_cpu_list(line.split(":", 1)[1])
+        elif match := _CPU.match(line):
+            cpus[int(match.group("n"))] = _cpu(match.group("rest"), source, line)
+        elif match := _BLOCK.match(line):
+            pairs = dict(_PAIR.findall(match.group("rest")))
+            blocks[match.group("name")] = ClockRange(
+                int(pairs.pop("MinFreq")), int(pairs.pop("MaxFreq")), int(pairs.pop("CurrentFreq")), pairs)
+        elif line.startswith("Active GPU TPCs:"):
+            tpcs = int(line.split(":", 1)[1])
+        elif line.upper().startswith("FAN"):
+            fan.update(_PAIR.findall(line.replace("Dynamic Speed Control", "Dynamic_Speed_Control")))
+        elif line.startswith("CPU Cluster Switching:"):
+            continue
+        else:
+            warnings.append(line)
+    if not cpus:
+        raise UnparsableOutput(TOOL, "no `cpuN: ... Governor=` line", source=source)
+    return JetsonClocks(soc, machine, online, cpus, blocks, fan, tpcs, warnings)
+
+
+def _cpu(rest: str, source: str, line: str) -> CpuClock:
+    head, _, idle = rest.partition("IdleStates:")
+    pairs = dict(_PAIR.findall(head))
+    governor = pairs.get("Governor", pairs.get("Gonvernor"))  # L4T 28 misspells it
+    try:
+        return CpuClock(
+            governor=governor or "",
+            min_khz=int(pairs["MinFreq"]),
+            max_khz=int(pairs["MaxFreq"]),
+            current_khz=int(pairs["CurrentFreq"]),
+            online=pairs.get("Online", "1") == "1",
+            idle_states={k: int(v) for k, v in _PAIR.findall(idle)},
+        )
+    except (KeyError, ValueError) as error:
+        raise UnparsableOutput(TOOL, f"CPU line lacks or garbles {error}", source=source, line=line) from None
