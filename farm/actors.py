@@ -1,0 +1,227 @@
+"""One Ray actor per device: it owns the device's agent and runs one job at a time.
+
+:class:`DeviceWorker` is plain Python (testable without Ray); :func:`start_actor`
+wraps it as a Ray actor with ``max_concurrency=1``, so no two jobs ever share
+a device. When the inventory names the Ray ``node`` a device is attached to,
+the actor asks for the custom resource ``device:<name>``, which only that node
+offers (``ray start --resources='{"device:rpi4-a": 1}'``): the actor then runs
+next to its device.
+
+A job goes through the stages *connect* (create the agent and probe it, once,
+and again after a retryable failure), *prepare* (per artifact; a rejected
+artifact becomes a ``failed`` row and the rest of the batch goes on) and *run*
+(``farm.protocol.measure_batch`` over the whole batch). Hygiene (affinity,
+cool-down, temperature limit) is the agent's business, done on the device at
+the start of each ``run``; the actor records the temperature before and after
+each job in the rows. Errors come back inside the :class:`~farm.jobs.JobResult`,
+typed, never raised, so the driver decides about retries.
+
+Example:
+    >>> actor_options_for(kind="replay", threads=1, node=None, name="pixel2-replay")
+    {'num_cpus': 0, 'max_concurrency': 1, 'max_restarts': 0}
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+import zlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import ray
+
+from agents.base import Agent, AgentError, ArtifactRejected, Artifact
+from farm.builds import materialize
+from farm.jobs import BuildResult, Job, JobResult, failed_row, measured_row
+
+if TYPE_CHECKING:
+    from farm.inventory import Device
+    from farm.protocol import Protocol
+
+logger = logging.getLogger(__name__)
+
+AgentFactory = Callable[["Device", str], Agent]
+
+
+def device_resource(name: str) -> str:
+    """The Ray custom resource a device's node offers: ``device:<name>``."""
+    return f"device:{name}"
+
+
+def actor_options_for(*, kind: str, threads: int, node: str | None, name: str) -> dict[str, Any]:
+    """Ray actor options for a device.
+
+    A ``cpu`` device measures on the cores of its own node, so its actor holds
+    ``threads`` CPUs and build tasks do not run beside a measurement there.
+    Other devices are remote hardware: their actors hold no CPU.
+    """
+    options: dict[str, Any] = {
+        "num_cpus": threads if kind == "cpu" else 0,
+        "max_concurrency": 1,
+        "max_restarts": 0,
+    }
+    if node:
+        options["resources"] = {device_resource(name): 1}
+    return options
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, AgentError):
+        return f"{type(error).__name__}: {error.message}"
+    return f"{type(error).__name__}: {error}"
+
+
+class DeviceWorker:
+    """Drives one device: its agent, one job at a time.
+
+    Args:
+        device: the inventory entry.
+        campaign_id: goes into every row and into the agent (remote work directories).
+        protocol: the measurement protocol for this device in this campaign.
+        agent_factory: ``(device, campaign_id) -> Agent``; default ``farm.agent_factory.make_agent``.
+        artifact_dir: where built artifacts received from build tasks are written on this node.
+    """
+
+    def __init__(
+        self,
+        device: "Device",
+        campaign_id: str,
+        protocol: "Protocol",
+        *,
+        agent_factory: AgentFactory | None = None,
+        artifact_dir: str | None = None,
+    ) -> None:
+        if agent_factory is None:
+            from farm.agent_factory import make_agent
+
+            agent_factory = make_agent
+        self.device = device
+        self.campaign_id = campaign_id
+        self.protocol = protocol
+        self.agent_factory = agent_factory
+        self.artifact_dir = artifact_dir or str(Path.home() / ".cache" / "latfarm" / "artifacts")
+        self.agent: Agent | None = None
+        self.host = ""
+        self.facts: dict[str, Any] | None = None
+
+    # ----------------------------------------------------------------- public
+    def ready(self) -> str:
+        """The Ray node host this actor runs on (a cheap call to wait for placement)."""
+        return socket.gethostname()
+
+    def run_job(self, job: Job, *builds: BuildResult) -> JobResult:
+        """Measure ``job``; ``builds`` align with ``job.archs`` (none for eager torch)."""
+        result = JobResult(job=job, started_at=time.time())
+        try:
+            self._run(job, list(builds), result)
+        finally:
+            result.finished_at = time.time()
+        return result
+
+    def close(self) -> None:
+        self._drop_agent()
+
+    # --------------------------------------------------------------- stages
+    def _run(self, job: Job, builds: list[BuildResult], result: JobResult) -> None:
+        stage = "connect"
+        try:
+            agent = self._connect()
+            temperature_start = self._temperature(agent)
+            stage = "prepare"
+            artifacts = self._prepare(agent, job, builds, result)
+            if not artifacts:
+                return
+            stage = "run"
+            from farm.protocol import measure_batch
+
+            seed = zlib.crc32(job.job_id.encode()) + job.attempt
+            summaries = measure_batch(agent, artifacts, self.protocol, seed=seed)
+            temperatures = (temperature_start, self._temperature(agent))
+            for artifact, summary in zip(artifacts, summaries):
+                result.rows.append(
+                    measured_row(
+                        self.device, self.campaign_id, artifact, self.protocol, summary,
+                        host=self.host, temperatures=temperatures,
+                    )
+                )
+        except Exception as error:  # noqa: BLE001 - every failure is reported to the driver, typed
+            result.error = _describe(error)
+            result.error_type = type(error).__name__
+            result.retryable = bool(getattr(error, "retryable", False))
+            result.stage = stage
+            logger.warning("device %s job %s %s: %s", self.device.name, job.job_id, stage, result.error)
+            if result.retryable or stage == "connect":
+                self._drop_agent()
+
+    def _connect(self) -> Agent:
+        if self.agent is None:
+            agent = self.agent_factory(self.device, self.campaign_id)
+            facts = agent.probe()
+            self.agent = agent
+            self.facts = facts.to_dict()
+            self.host = facts.hostname or socket.gethostname()
+        return self.agent
+
+    def _prepare(self, agent: Agent, job: Job, builds: list[BuildResult], result: JobResult) -> list[Artifact]:
+        if builds and len(builds) != len(job.archs):
+            raise ValueError(f"job {job.job_id}: {len(builds)} builds for {len(job.archs)} archs")
+        ready: list[Artifact] = []
+        for position, arch in enumerate(job.archs):
+            artifact = job.artifact(arch)
+            try:
+                if builds:
+                    build = builds[position]
+                    if build.error:
+                        raise ArtifactRejected(build.error)
+                    artifact = materialize(build, self.artifact_dir)
+                agent.prepare(artifact)
+            except AgentError as error:
+                if error.retryable:
+                    raise
+                result.rows.append(self._failed(artifact, _describe(error)))
+                continue
+            except Exception as error:  # noqa: BLE001 - a model that cannot be set up fails alone
+                result.rows.append(self._failed(artifact, _describe(error)))
+                continue
+            ready.append(artifact)
+        return ready
+
+    # --------------------------------------------------------------- helpers
+    def _failed(self, artifact: Artifact, error: str) -> dict[str, Any]:
+        return failed_row(self.device, self.campaign_id, artifact, self.protocol, error, host=self.host)
+
+    def _temperature(self, agent: Agent) -> float | None:
+        """The hottest sensor now: the agent's cheap ``temperature_c()`` where it has one, else a probe."""
+        try:
+            reader = getattr(agent, "temperature_c", None)
+            return reader() if callable(reader) else agent.probe().max_temperature_c()
+        except AgentError:
+            return None
+
+    def _drop_agent(self) -> None:
+        agent, self.agent = self.agent, None
+        if agent is not None:
+            try:
+                agent.close()
+            except Exception as error:  # noqa: BLE001 - closing a broken connection may fail too
+                logger.info("device %s: close failed: %s", self.device.name, error)
+
+
+DeviceActor = ray.remote(DeviceWorker)
+
+
+def start_actor(
+    device: "Device",
+    campaign_id: str,
+    protocol: "Protocol",
+    *,
+    agent_factory: AgentFactory | None = None,
+    artifact_dir: str | None = None,
+) -> "ray.actor.ActorHandle":
+    """Create the Ray actor for ``device`` (placed on its node when the inventory names one)."""
+    options = actor_options_for(kind=device.kind, threads=device.threads, node=device.node, name=device.name)
+    return DeviceActor.options(**options).remote(
+        device, campaign_id, protocol, agent_factory=agent_factory, artifact_dir=artifact_dir
+    )

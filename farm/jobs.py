@@ -1,0 +1,155 @@
+"""The unit of farm work and what comes back: :class:`Job`, :class:`BuildResult`, :class:`JobResult`.
+
+A job is a batch of archs for one device in one configuration (runtime, batch
+size, input size): the interleaved protocol measures a batch together, and a
+device actor runs one job at a time. The driver (``farm.run``) plans jobs,
+the actor (``farm.actors``) runs them and returns a :class:`JobResult` whose
+rows go straight into the store.
+
+Example:
+    >>> job = Job("j1", "cpu-local", "nasbench201", ("a", "b"), runtime="torch")
+    >>> job.without({"a"}).archs
+    ('b',)
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+import farm
+from agents.base import Artifact
+from farm.store import new_measurement_id, utc_now
+
+if TYPE_CHECKING:
+    from farm.inventory import Device
+    from farm.protocol import Protocol, Summary
+
+
+@dataclass(frozen=True)
+class Job:
+    """A batch of ``archs`` for ``device`` in one (runtime, batch_size, input_size) configuration.
+
+    ``attempt`` counts earlier tries that failed with a retryable error.
+    """
+
+    job_id: str
+    device: str
+    search_space: str
+    archs: tuple[str, ...]
+    runtime: str = "torch"
+    batch_size: int = 1
+    input_size: int = 32
+    attempt: int = 0
+
+    def artifact(self, arch: str) -> Artifact:
+        """The unbuilt artifact for one of the job's archs (eager torch needs nothing more)."""
+        return Artifact(self.search_space, arch, self.runtime, self.batch_size, self.input_size)
+
+    def without(self, archs: Iterable[str]) -> "Job":
+        """The same job minus ``archs`` (those that already have an outcome)."""
+        drop = set(archs)
+        return replace(self, archs=tuple(a for a in self.archs if a not in drop))
+
+    def retry(self) -> "Job":
+        return replace(self, attempt=self.attempt + 1)
+
+
+@dataclass
+class BuildResult:
+    """A built artifact, its bytes (so it can travel to the device's Ray node) and the build time.
+
+    ``error`` is set (and ``artifact.path`` meaningless) when the build or its verification failed.
+    """
+
+    artifact: Artifact
+    data: bytes | None = None
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class JobResult:
+    """What a device actor returns for one job.
+
+    ``rows`` hold an outcome (ok, unstable or failed) for some or all archs of
+    the job. When ``error`` is set, the archs without a row were not measured:
+    the driver retries them if ``retryable``, else decides by ``stage``
+    (``connect``: the device is unusable; ``run``: something in the batch).
+    """
+
+    job: Job
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    error_type: str | None = None
+    retryable: bool = False
+    stage: str | None = None
+    started_at: float = 0.0
+    finished_at: float = 0.0
+
+    @property
+    def busy_s(self) -> float:
+        return max(0.0, self.finished_at - self.started_at)
+
+    def outcome_archs(self) -> set[str]:
+        return {row["arch"] for row in self.rows}
+
+
+def base_row(device: "Device", campaign_id: str, artifact: Artifact, protocol: "Protocol", host: str) -> dict[str, Any]:
+    """The provenance and configuration columns every row of this farm carries."""
+    return {
+        "measurement_id": new_measurement_id(),
+        "campaign_id": campaign_id,
+        "measured_at": utc_now(),
+        "source": "farm",
+        "device": device.name,
+        "device_kind": device.kind,
+        "platform": device.platform,
+        "runtime": artifact.runtime,
+        "search_space": artifact.search_space,
+        "arch": artifact.arch,
+        "batch_size": artifact.batch_size,
+        "input_size": artifact.input_size,
+        "threads": device.threads,
+        **protocol.row_fields(),
+        "host": host or socket.gethostname(),
+        "farm_version": farm.__version__,
+    }
+
+
+def measured_row(
+    device: "Device",
+    campaign_id: str,
+    artifact: Artifact,
+    protocol: "Protocol",
+    summary: "Summary",
+    *,
+    host: str,
+    temperatures: tuple[float | None, float | None] = (None, None),
+) -> dict[str, Any]:
+    """A row for a measured artifact: status ``ok``, or ``unstable`` when its CV stayed above the limit."""
+    row = base_row(device, campaign_id, artifact, protocol, host)
+    row.update(summary.row_fields())
+    row["temperature_start_c"], row["temperature_end_c"] = temperatures
+    row["status"] = "unstable" if summary.unstable else "ok"
+    row["error"] = f"cv {summary.cv:.3f} > max_cv after {summary.repeats} repeat(s)" if summary.unstable else None
+    return row
+
+
+def failed_row(
+    device: "Device", campaign_id: str, artifact: Artifact, protocol: "Protocol", error: str, *, host: str = ""
+) -> dict[str, Any]:
+    """A row saying ``artifact`` could not be measured on ``device``, and why."""
+    row = base_row(device, campaign_id, artifact, protocol, host)
+    row["status"] = "failed"
+    row["error"] = error
+    return row
+
+
+def rows_by_status(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Count rows per status."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return counts

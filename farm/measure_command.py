@@ -1,0 +1,173 @@
+"""The ``measure.py`` / ``farm measure`` command: options, validation, then a campaign.
+
+Everything the user typed is checked before Ray starts: an unknown device,
+space or protocol, or a bad line in ``--archs`` prints one line and exits 2.
+
+Example:
+    >>> parser = build_parser()
+    >>> args = parser.parse_args(["--sample", "4", "--devices", "cpu-local"])
+    >>> args.sample, args.devices
+    (4, ['cpu-local'])
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from farm.errors import UserError, exit_on_user_error
+
+logger = logging.getLogger("farm.measure")
+
+DEFAULT_SAMPLE = 8
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The measure options (shared by ``measure.py`` and ``farm measure``)."""
+    parser.add_argument("--inventory", default="inventory.yaml", help="device inventory (default: ./inventory.yaml)")
+    parser.add_argument("--space", default="nasbench201", help="search space: nasbench201, fbnet or ofa")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--sample", type=int, metavar="N", help=f"measure N archs sampled with --seed (default {DEFAULT_SAMPLE})")
+    which.add_argument("--archs", metavar="FILE", help="measure the archs in FILE, one arch string a line (lines starting with # are comments)")
+    which.add_argument("--all", action="store_true", help="measure every arch of the space (NAS-Bench-201 only)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    parser.add_argument(
+        "--devices", action="append", metavar="NAME[,NAME]",
+        help="measure only these inventory devices (repeat or comma-separate; default: all)",
+    )
+    parser.add_argument("--store", default="measurements", help="Parquet store folder (default: ./measurements)")
+    parser.add_argument("--protocol", help="protocol for every device: interleaved, help or latbench")
+    parser.add_argument("--warmup", type=int, help="warm-up runs per burst (overrides the inventory)")
+    parser.add_argument("--runs", type=int, help="timed runs per burst (overrides the inventory)")
+    parser.add_argument("--rounds", type=int, help="rounds of the interleaved protocol")
+    parser.add_argument("--trim", type=float, help="fraction trimmed at each end")
+    parser.add_argument("--job-size", type=int, default=10, help="archs per job, measured together (default 10)")
+    parser.add_argument("--max-attempts", type=int, default=3, help="tries per job on retryable errors (default 3)")
+    parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else start a local Ray)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar; one log line per job instead")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="measure.py",
+        description="Measure NAS architectures on the devices of an inventory; rows go to a Parquet store.",
+    )
+    add_arguments(parser)
+    return parser
+
+
+def read_arch_file(path: str | Path, space: object) -> list[str]:
+    """Canonical arch strings from ``path`` (one a line; blank lines and lines starting with ``#`` skipped).
+
+    Raises :class:`UserError` naming the file and line number of the first bad line.
+    """
+    from farm.spaces import ArchError
+
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found; --archs needs a file with one arch string a line") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read: {exc}") from None
+    archs = []
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            archs.append(space.canonical(text))  # type: ignore[attr-defined]
+        except (ArchError, ValueError) as exc:
+            raise UserError(f"{path}: line {number}: {exc}; fix or remove that line") from None
+    if not archs:
+        raise UserError(f"{path}: no arch strings in the file; write one arch string a line")
+    return archs
+
+
+def select_archs(args: argparse.Namespace, space: object) -> list[str]:
+    if args.archs:
+        return read_arch_file(args.archs, space)
+    if args.all:
+        try:
+            return list(space.enumerate())  # type: ignore[attr-defined]
+        except NotImplementedError:
+            raise UserError(f"--all: space {args.space} cannot be enumerated; use --sample N") from None
+    count = DEFAULT_SAMPLE if args.sample is None else args.sample
+    if count < 1:
+        raise UserError(f"--sample {count}: must be >= 1")
+    try:
+        return space.sample(count, seed=args.seed)  # type: ignore[attr-defined]
+    except ValueError as exc:
+        raise UserError(f"--sample {count}: {exc}") from None
+
+
+def device_names(values: Sequence[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate ``args``, run the campaign, print the summary; 0 if nothing failed, 1 otherwise."""
+    from farm import inventory as inventories
+    from farm import spaces
+
+    inventory = inventories.load(args.inventory)
+    devices = inventory.select(device_names(args.devices))
+    try:
+        space = spaces.get(args.space)
+    except KeyError as exc:
+        raise UserError(f"--space: {exc.args[0]}") from None
+    archs = select_archs(args, space)
+    if args.job_size < 1 or args.max_attempts < 1:
+        raise UserError("--job-size and --max-attempts must be >= 1")
+
+    from farm.run import CampaignConfig, connect, make_protocol, run_campaign
+
+    config = CampaignConfig(
+        search_space=space.name, archs=archs, devices=devices, store_root=args.store,
+        protocol=args.protocol, warmup=args.warmup, runs=args.runs, trim=args.trim, rounds=args.rounds,
+        job_size=args.job_size, max_attempts=args.max_attempts, seed=args.seed,
+        progress=not args.quiet and not args.json,
+    )
+    for device in devices:
+        make_protocol(device, config)  # a bad --protocol/--runs/--trim fails here, before Ray starts
+    if args.quiet:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    import ray
+
+    started_here = connect(args.address)
+    try:
+        summary = run_campaign(config, on_job=_log_job if args.quiet else None)
+    finally:
+        if started_here:
+            ray.shutdown()
+    if args.json:
+        json.dump(summary.to_dict(), sys.stdout, indent=1, default=str)
+        sys.stdout.write("\n")
+    else:
+        print(summary.render())
+    totals = summary.totals()
+    return 1 if totals["failed"] or totals["not_measured"] else 0
+
+
+def _log_job(result: object) -> None:
+    job = result.job  # type: ignore[attr-defined]
+    statuses: dict[str, int] = {}
+    for row in result.rows:  # type: ignore[attr-defined]
+        statuses[row["status"]] = statuses.get(row["status"], 0) + 1
+    error = f"; error: {result.error}" if result.error else ""  # type: ignore[attr-defined]
+    logger.info(
+        "device %s job %s (attempt %d): %s in %.1f s%s", job.device, job.job_id, job.attempt + 1,
+        ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) or "no rows", result.busy_s, error,  # type: ignore[attr-defined]
+    )
+
+
+@exit_on_user_error
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``measure.py``."""
+    return run(build_parser().parse_args(argv))

@@ -1,0 +1,508 @@
+"""A measurement campaign: plan, build, dispatch to device actors, store as results arrive.
+
+:func:`run_campaign` is what ``measure.py`` calls:
+
+1. **Plan.** For every device, every runtime and batch size it lists, every
+   arch: the resume key (``farm.store.RESUME_KEY``). Keys already ``ok`` in the
+   store are skipped; the rest are split into jobs of ``job_size`` archs (the
+   interleaved protocol measures a job's archs together).
+2. **Build.** Runtimes other than eager torch need built files: build tasks run
+   on the cluster's CPUs ``build_ahead`` jobs ahead of each device, deduplicated
+   across devices, and a job is dispatched only once its builds are done.
+3. **Dispatch.** One actor per device (``farm.actors``), at most
+   ``jobs_per_device`` jobs queued on each and ``max_in_flight`` in total.
+4. **Store.** Each job's rows are appended as soon as it returns, so a crash
+   loses at most the jobs in flight, and a re-run resumes.
+5. **Failures.** Retryable errors (``DeviceUnavailable``, ``RunFailed``, a dead
+   actor) are retried up to ``max_attempts`` times with exponential back-off;
+   the device pauses meanwhile. A permanent error in a batch splits it into
+   single-arch jobs so only the culprit fails. A device that fails
+   ``down_after`` times in a row, or cannot be connected at all, is marked down:
+   its remaining jobs are reported as not measured and the campaign finishes
+   with the other devices.
+
+Example (a replay device, which is a simulation):
+    >>> from farm.inventory import Device, ReplayConfig   # doctest: +SKIP
+    >>> device = Device(name="pixel2-replay", kind="replay",
+    ...                 replay=ReplayConfig(table="help_latency.parquet", device="pixel2"))  # doctest: +SKIP
+    >>> summary = run_campaign(CampaignConfig("nasbench201", archs, [device], "measurements"))  # doctest: +SKIP
+    >>> print(summary.render())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import statistics
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import ray
+from tqdm.auto import tqdm
+
+from farm.actors import AgentFactory, device_resource, start_actor
+from farm.builds import BuildFn, default_build_fn, needs_build, run_build
+from farm.jobs import Job, JobResult, failed_row
+from farm.store import Store
+from farm.summary import CampaignSummary, DeviceSummary, save_record
+
+if TYPE_CHECKING:
+    from farm.inventory import Device
+    from farm.protocol import Protocol
+
+logger = logging.getLogger(__name__)
+
+build_task = ray.remote(num_cpus=1)(run_build)
+
+#: How long a device actor may take to start (worker process, imports) before its device is marked down.
+ACTOR_START_TIMEOUT_S = 300.0
+
+
+def new_campaign_id() -> str:
+    """A sortable, unique campaign id: UTC time plus a random suffix."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+@dataclass
+class CampaignConfig:
+    """Everything one campaign needs. Devices come from the inventory, archs are canonical strings."""
+
+    search_space: str
+    archs: Sequence[str]
+    devices: Sequence["Device"]
+    store_root: str | os.PathLike[str]
+    protocol: str | None = None
+    warmup: int | None = None
+    runs: int | None = None
+    trim: float | None = None
+    rounds: int | None = None
+    job_size: int = 10
+    jobs_per_device: int = 2
+    max_in_flight: int | None = None
+    max_attempts: int = 3
+    backoff_s: float = 2.0
+    down_after: int = 5
+    build_ahead: int = 2
+    seed: int = 0
+    campaign_id: str = field(default_factory=new_campaign_id)
+    artifact_dir: str | None = None
+    progress: bool = True
+
+    def protocol_overrides(self) -> dict[str, Any]:
+        values = {"warmup": self.warmup, "runs": self.runs, "trim": self.trim, "rounds": self.rounds}
+        return {k: v for k, v in values.items() if v is not None}
+
+
+def make_protocol(device: "Device", config: CampaignConfig) -> "Protocol":
+    """The device's protocol settings, with the campaign's ``--protocol`` and overrides applied."""
+    from farm import protocol as protocols
+
+    settings = device.protocol
+    if config.protocol is not None:
+        settings = settings.model_copy(update={"name": config.protocol})
+    return protocols.make(settings, **config.protocol_overrides())
+
+
+def input_size_for(device: "Device", search_space: str) -> int:
+    from farm import spaces
+
+    return device.input_size or spaces.get(search_space).default_input_size
+
+
+@dataclass
+class DevicePlan:
+    """One device's share of a campaign: what was asked, what the store already had, the jobs."""
+
+    device: "Device"
+    protocol: "Protocol"
+    requested: int = 0
+    skipped: int = 0
+    jobs: list[Job] = field(default_factory=list)
+
+
+def plan(config: CampaignConfig, done_keys: set[tuple[Any, ...]]) -> list[DevicePlan]:
+    """Split the campaign into jobs per device, skipping resume keys already ``ok``."""
+    archs = list(dict.fromkeys(config.archs))
+    plans = []
+    for device in config.devices:
+        protocol = make_protocol(device, config)
+        input_size = input_size_for(device, config.search_space)
+        device_plan = DevicePlan(device, protocol)
+        for runtime in device.runtimes:
+            for batch_size in device.batch_sizes:
+                pending = [
+                    arch
+                    for arch in archs
+                    if (device.name, runtime, batch_size, input_size, config.search_space, arch, protocol.name)
+                    not in done_keys
+                ]
+                device_plan.requested += len(archs)
+                device_plan.skipped += len(archs) - len(pending)
+                for start in range(0, len(pending), config.job_size):
+                    device_plan.jobs.append(
+                        Job(
+                            job_id=f"{device.name}-{runtime}-b{batch_size}-s{input_size}-{start // config.job_size:05d}",
+                            device=device.name,
+                            search_space=config.search_space,
+                            archs=tuple(pending[start : start + config.job_size]),
+                            runtime=runtime,
+                            batch_size=batch_size,
+                            input_size=input_size,
+                        )
+                    )
+        plans.append(device_plan)
+    return plans
+
+
+@dataclass
+class _DeviceState:
+    plan: DevicePlan
+    summary: DeviceSummary
+    actor: Any = None
+    queue: deque[Job] = field(default_factory=deque)
+    in_flight: int = 0
+    paused_until: float = 0.0
+    consecutive_failures: int = 0
+    latencies: list[float] = field(default_factory=list)
+    last_finish: float | None = None
+
+    @property
+    def device(self) -> "Device":
+        return self.plan.device
+
+    @property
+    def down(self) -> bool:
+        return self.summary.down_reason is not None
+
+
+class Campaign:
+    """The driver of one campaign. Use :func:`run_campaign`; this class holds its state.
+
+    ``agent_factory`` and ``build_fn`` are injectable (tests, other agents, other builders).
+    ``on_job`` is called with every :class:`JobResult` after its rows are stored.
+    """
+
+    def __init__(
+        self,
+        config: CampaignConfig,
+        *,
+        agent_factory: AgentFactory | None = None,
+        build_fn: BuildFn = default_build_fn,
+        on_job: Callable[[JobResult], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.store = Store(config.store_root)
+        self.agent_factory = agent_factory
+        self.build_fn = build_fn
+        self.on_job = on_job
+        self.states: list[_DeviceState] = []
+        self.in_flight: dict[Any, tuple[_DeviceState, Job]] = {}
+        self.build_refs: dict[tuple[Any, ...], Any] = {}
+        self.job_builds: dict[str, list[Any]] = {}
+        self.build_seconds: dict[tuple[Any, ...], float] = {}
+        self.build_failures: set[tuple[Any, ...]] = set()
+        self.progress: Any = None
+        self.summary = CampaignSummary(
+            campaign_id=config.campaign_id,
+            search_space=config.search_space,
+            store=str(config.store_root),
+            started_at=datetime.now(timezone.utc).isoformat(),
+            archs=len(dict.fromkeys(config.archs)),
+            protocol_overrides={"protocol": config.protocol, **config.protocol_overrides()},
+        )
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> CampaignSummary:
+        started = time.monotonic()
+        plans = plan(self.config, self.store.done_keys(search_space=self.config.search_space))
+        for device_plan in plans:
+            summary = DeviceSummary(
+                device_plan.device.name,
+                device_plan.device.kind,
+                requested=device_plan.requested,
+                skipped=device_plan.skipped,
+            )
+            self.states.append(_DeviceState(device_plan, summary, queue=deque(device_plan.jobs)))
+        self.summary.devices = [s.summary for s in self.states]
+        save_record(self.summary)
+        pending = sum(len(job.archs) for s in self.states for job in s.queue)
+        self.progress = tqdm(
+            total=pending, unit="arch", desc=f"campaign {self.config.campaign_id}",
+            disable=not self.config.progress, dynamic_ncols=True,
+        )
+        try:
+            self._start_actors()
+            self._wait_for_actors()
+            self.measure_started = time.monotonic()
+            while self._loop_once():
+                pass
+        finally:
+            self.progress.close()
+            for state in self.states:
+                self._finish_device(state)
+            self._stop_actors()
+            self.summary.wall_s = time.monotonic() - started
+            self.summary.builds = len(self.build_seconds)
+            self.summary.build_s = sum(self.build_seconds.values())
+            self.summary.build_failures = len(self.build_failures)
+            self.summary.finished_at = datetime.now(timezone.utc).isoformat()
+            self.summary.status = "finished"
+            save_record(self.summary)
+        return self.summary
+
+    def _start_actors(self) -> None:
+        available = ray.cluster_resources()
+        for state in self.states:
+            if not state.queue:
+                continue
+            device = state.device
+            resource = device_resource(device.name)
+            if device.node and available.get(resource, 0) < 1:
+                self._mark_down(
+                    state,
+                    f"no Ray node offers resource {resource!r} (inventory node {device.node!r}); "
+                    f"on that node run: ray start --address=<head> --resources='{{\"{resource}\": 1}}'",
+                )
+                continue
+            state.actor = self._new_actor(state)
+
+    def _wait_for_actors(self) -> None:
+        """Wait until every actor process is up, so start-up time does not count as device idle time."""
+        waiting = {state.actor.ready.remote(): state for state in self.states if state.actor is not None}
+        for ref, state in waiting.items():
+            try:
+                ray.get(ref, timeout=ACTOR_START_TIMEOUT_S)
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as error:
+                self._mark_down(state, f"device actor did not start: {type(error).__name__}: {error}".splitlines()[0])
+
+    def _new_actor(self, state: _DeviceState) -> Any:
+        return start_actor(
+            state.device, self.config.campaign_id, state.plan.protocol,
+            agent_factory=self.agent_factory, artifact_dir=self.config.artifact_dir,
+        )
+
+    # ----------------------------------------------------------- dispatch
+    def _loop_once(self) -> bool:
+        """Dispatch what can go, wait for one result or timer; ``False`` once everything is done."""
+        self._schedule_builds()
+        now = time.monotonic()
+        limit = self.config.max_in_flight or self.config.jobs_per_device * max(1, len(self.states))
+        waiting_builds: list[Any] = []
+        next_wake: float | None = None
+        for state in self.states:
+            while (
+                not state.down
+                and state.queue
+                and state.in_flight < self.config.jobs_per_device
+                and len(self.in_flight) < limit
+            ):
+                if now < state.paused_until:
+                    next_wake = min(next_wake or state.paused_until, state.paused_until)
+                    break
+                job = state.queue[0]
+                refs = self.job_builds.get(job.job_id, [])
+                if refs:
+                    ready, not_ready = ray.wait(refs, num_returns=len(refs), timeout=0)
+                    if not_ready:
+                        waiting_builds.extend(not_ready)
+                        break
+                state.queue.popleft()
+                ref = state.actor.run_job.remote(job, *refs)
+                self.in_flight[ref] = (state, job)
+                state.in_flight += 1
+        if not self.in_flight and not waiting_builds and next_wake is None:
+            return any(s.queue and not s.down for s in self.states)
+        timeout = 1.0 if next_wake is None else max(0.0, min(1.0, next_wake - now))
+        watched = list(self.in_flight) + waiting_builds
+        if not watched:
+            time.sleep(timeout)
+            return True
+        ready, _ = ray.wait(watched, num_returns=1, timeout=timeout)
+        if ready:
+            done, _ = ray.wait(list(self.in_flight), num_returns=len(self.in_flight), timeout=0) if self.in_flight else ([], [])
+            for ref in done:
+                self._collect(ref)
+        return True
+
+    def _schedule_builds(self) -> None:
+        """Submit build tasks for the next ``build_ahead`` jobs of every device, round-robin."""
+        for rank in range(self.config.build_ahead):
+            for state in self.states:
+                if state.down or rank >= len(state.queue):
+                    continue
+                job = state.queue[rank]
+                if job.job_id in self.job_builds or not needs_build(job.runtime):
+                    continue
+                refs = []
+                for arch in job.archs:
+                    artifact = job.artifact(arch)
+                    key = artifact.key()
+                    if key not in self.build_refs:
+                        self.build_refs[key] = build_task.remote(
+                            self.build_fn, artifact, self.config.artifact_dir or _default_build_cache()
+                        )
+                    refs.append(self.build_refs[key])
+                self.job_builds[job.job_id] = refs
+
+    # ------------------------------------------------------------- results
+    def _collect(self, ref: Any) -> None:
+        state, job = self.in_flight.pop(ref)
+        state.in_flight -= 1
+        try:
+            result: JobResult = ray.get(ref)
+        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as error:
+            result = JobResult(job=job, error=f"device actor died: {error}".splitlines()[0],
+                               error_type=type(error).__name__, retryable=True, stage="actor")
+            state.actor = self._new_actor(state)
+        except ray.exceptions.RayTaskError as error:
+            result = JobResult(job=job, error=f"farm bug in the device actor: {error}".splitlines()[0],
+                               error_type=type(error).__name__, retryable=False, stage="actor")
+        state.last_finish = time.monotonic()
+        state.summary.busy_s += result.busy_s
+        rows = list(result.rows)
+        rows.extend(self._resolve_failure(state, result))
+        if rows:
+            self.store.append(rows)
+        for row in rows:
+            self._count(state, row)
+        self.progress.update(len(rows))
+        self._record_builds(job, rows)
+        if self.on_job is not None:
+            self.on_job(result)
+
+    def _resolve_failure(self, state: _DeviceState, result: JobResult) -> list[dict[str, Any]]:
+        """Requeue, split or give up on the archs of ``result.job`` that got no row; return failed rows."""
+        if result.error is None:
+            state.consecutive_failures = 0
+            return []
+        remaining = result.job.without(result.outcome_archs())
+        self._note_error(state, result.error)
+        if not remaining.archs:
+            return []
+        if result.retryable:
+            state.consecutive_failures += 1
+            if state.consecutive_failures >= self.config.down_after:
+                self._mark_down(state, f"{state.consecutive_failures} failures in a row, last: {result.error}")
+                return self._failed_rows(state, remaining, f"{result.error} (device marked down)")
+            if remaining.attempt + 1 >= self.config.max_attempts:
+                return self._failed_rows(state, remaining, f"{result.error} (after {self.config.max_attempts} attempts)")
+            state.paused_until = time.monotonic() + self.config.backoff_s * 2**remaining.attempt
+            state.queue.appendleft(remaining.retry())
+            return []
+        if result.stage == "connect":
+            self._mark_down(state, f"cannot use the device: {result.error}")
+            return self._failed_rows(state, remaining, result.error)
+        if len(remaining.archs) > 1:
+            for index, arch in reversed(list(enumerate(remaining.archs))):
+                state.queue.appendleft(
+                    Job(f"{remaining.job_id}-{index}", remaining.device, remaining.search_space, (arch,),
+                        remaining.runtime, remaining.batch_size, remaining.input_size)
+                )
+            return []
+        return self._failed_rows(state, remaining, result.error)
+
+    def _failed_rows(self, state: _DeviceState, job: Job, error: str) -> list[dict[str, Any]]:
+        return [
+            failed_row(state.device, self.config.campaign_id, job.artifact(arch), state.plan.protocol, error)
+            for arch in job.archs
+        ]
+
+    def _mark_down(self, state: _DeviceState, reason: str) -> None:
+        if state.down:
+            return
+        state.summary.down_reason = reason
+        not_measured = sum(len(job.archs) for job in state.queue)
+        state.summary.not_measured += not_measured
+        state.queue.clear()
+        self.progress.update(not_measured)
+        logger.warning("device %s marked down: %s", state.device.name, reason)
+
+    def _count(self, state: _DeviceState, row: dict[str, Any]) -> None:
+        status = row["status"]
+        if status in ("ok", "unstable"):
+            state.summary.measured += 1
+            state.summary.unstable += status == "unstable"
+            if row.get("latency_ms") is not None:
+                state.latencies.append(float(row["latency_ms"]))
+        else:
+            state.summary.failed += 1
+            self._note_error(state, row.get("error") or "")
+
+    def _note_error(self, state: _DeviceState, message: str) -> None:
+        if message and message not in state.summary.errors and len(state.summary.errors) < 10:
+            state.summary.errors.append(message)
+
+    def _record_builds(self, job: Job, rows: list[dict[str, Any]]) -> None:
+        refs = self.job_builds.pop(job.job_id, None)
+        if not refs:
+            return
+        for arch, ref in zip(job.archs, refs):
+            key = job.artifact(arch).key()
+            if key in self.build_seconds:
+                continue
+            result = ray.get(ref)
+            self.build_seconds[key] = result.seconds
+            if result.error:
+                self.build_failures.add(key)
+
+    def _finish_device(self, state: _DeviceState) -> None:
+        summary = state.summary
+        if state.latencies:
+            summary.median_latency_ms = statistics.median(state.latencies)
+        if state.last_finish is not None and hasattr(self, "measure_started"):
+            window = state.last_finish - self.measure_started
+            summary.idle_share = max(0.0, 1.0 - summary.busy_s / window) if window > 0 else 0.0
+        leftover = sum(len(job.archs) for job in state.queue)
+        if leftover:
+            summary.not_measured += leftover
+            state.queue.clear()
+    def _stop_actors(self) -> None:
+        """Let every agent close its connections, then end the actors."""
+        actors = [state.actor for state in self.states if state.actor is not None]
+        closing = [actor.close.remote() for actor in actors]
+        if closing:
+            ray.wait(closing, num_returns=len(closing), timeout=30)
+        for actor in actors:
+            ray.kill(actor)
+        for state in self.states:
+            state.actor = None
+
+
+def _default_build_cache() -> str:
+    return str(Path.home() / ".cache" / "latfarm" / "builds")
+
+
+def run_campaign(
+    config: CampaignConfig,
+    *,
+    agent_factory: AgentFactory | None = None,
+    build_fn: BuildFn = default_build_fn,
+    on_job: Callable[[JobResult], None] | None = None,
+) -> CampaignSummary:
+    """Run a campaign on the connected Ray cluster (see :func:`connect`) and return its summary."""
+    return Campaign(config, agent_factory=agent_factory, build_fn=build_fn, on_job=on_job).run()
+
+
+def connect(address: str | None = None, *, num_cpus: int | None = None, temp_dir: str | None = None) -> bool:
+    """Connect to the Ray cluster at ``address`` (or ``RAY_ADDRESS``), else start a local one.
+
+    Returns ``True`` when this call started a local Ray (the caller then shuts it down).
+    """
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING)
+        return False
+    options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING}
+    if num_cpus is not None:
+        options["num_cpus"] = num_cpus
+    if temp_dir is not None:
+        options["_temp_dir"] = temp_dir
+    ray.init(**options)
+    return True
