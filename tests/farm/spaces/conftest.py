@@ -1,0 +1,29 @@
+"""Fixtures for the search-space tests: the public HELP latency table, per space and device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import pytest
+
+
+@pytest.fixture(scope="session")
+def help_latencies(help_table_path: Path) -> Callable[[str, str], pd.DataFrame]:
+    """``help_latencies(space, device)`` -> rows (arch_index, arch, latency_ms) sorted by arch_index."""
+    if not help_table_path.is_file():
+        pytest.skip(f"{help_table_path} not found")
+    cache: dict[tuple[str, str], pd.DataFrame] = {}
+
+    def load(space: str, device: str) -> pd.DataFrame:
+        if (space, device) not in cache:
+            table = pd.read_parquet(
+                help_table_path,
+                columns=["arch_index", "arch", "latency_ms"],
+                filters=[("search_space", "==", space), ("device", "==", device)],
+            )
+            cache[space, device] = table.sort_values("arch_index").reset_index(drop=True)
+        return cache[space, device]
+
+    return load
