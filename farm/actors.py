@@ -120,6 +120,15 @@ class DeviceWorker:
             result.finished_at = time.time()
         return result
 
+    def probe(self) -> dict[str, Any]:
+        """Connect and probe the device: ``{"reachable", "facts", "error"}`` (never raises)."""
+        try:
+            self._drop_agent()
+            self._connect()
+            return {"reachable": True, "facts": self.facts, "error": None}
+        except Exception as error:  # noqa: BLE001 - an unreachable device is an answer here
+            return {"reachable": False, "facts": None, "error": _describe(error)}
+
     def close(self) -> None:
         self._drop_agent()
 

@@ -1,0 +1,175 @@
+"""The ``farm`` console script.
+
+Subcommands:
+
+* ``farm status [--store DIR] [--json]``: measurements per device and search
+  space (ok / unstable / failed, distinct archs, median latency) and the last
+  campaign;
+* ``farm measure ...``: the same as ``python measure.py ...``;
+* ``farm devices [--inventory FILE] [--json]``: probe every device through its Ray actor;
+* ``farm import FILE --store DIR``: when ``farm.importer`` is installed.
+
+Example:
+    >>> parser = build_parser()
+    >>> parser.parse_args(["status", "--store", "m"]).store
+    'm'
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from farm.errors import UserError, exit_on_user_error
+
+#: Optional modules that add subcommands with ``register(subparsers)``.
+PLUGIN_MODULES: tuple[str, ...] = ("farm.importer",)
+
+
+def status_table(store_root: str | Path) -> pd.DataFrame:
+    """One row per (search_space, device): counts per status, distinct ok archs, median latency of ok rows."""
+    from farm.store import Store
+
+    frame = Store(store_root).read(columns=["search_space", "device", "device_kind", "arch", "status", "latency_ms"])
+    columns = ["search_space", "device", "device_kind", "ok", "unstable", "failed", "archs_ok", "median_ms"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    groups = []
+    for (space, device), part in frame.groupby(["search_space", "device"], sort=True):
+        ok = part[part["status"] == "ok"]
+        groups.append(
+            {
+                "search_space": space,
+                "device": device,
+                "device_kind": ",".join(sorted(part["device_kind"].unique())),
+                "ok": int((part["status"] == "ok").sum()),
+                "unstable": int((part["status"] == "unstable").sum()),
+                "failed": int((part["status"] == "failed").sum()),
+                "archs_ok": int(ok["arch"].nunique()),
+                "median_ms": float(ok["latency_ms"].median()) if len(ok) else float("nan"),
+            }
+        )
+    return pd.DataFrame(groups, columns=columns)
+
+
+def status(args: argparse.Namespace) -> int:
+    from farm.store import StoreError
+    from farm.summary import load_records
+
+    root = Path(args.store)
+    if not root.is_dir():
+        raise UserError(f"--store {args.store}: no such folder; measure first (python measure.py) or pass --store")
+    try:
+        table = status_table(root)
+    except StoreError as exc:
+        raise UserError(str(exc)) from None
+    records = load_records(root)
+    last = records[-1] if records else None
+    if args.json:
+        payload: dict[str, Any] = {
+            "store": str(root),
+            "measurements": json.loads(table.to_json(orient="records")),
+            "last_campaign": last.to_dict() if last else None,
+            "campaigns": len(records),
+        }
+        json.dump(payload, sys.stdout, indent=1, default=str)
+        sys.stdout.write("\n")
+        return 0
+    print(f"store {root}: {int(table[['ok', 'unstable', 'failed']].to_numpy().sum()) if len(table) else 0} rows")
+    if len(table):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
+        if (table["device_kind"].str.contains("replay")).any():
+            print("(device_kind replay: simulated devices replaying a recorded table, not measurements)")
+    else:
+        print("no measurements yet")
+    if last is None:
+        print("no campaign recorded")
+    else:
+        when = last.finished_at or "never finished (killed or still running)"
+        print(f"\nlast campaign ({len(records)} in total), finished: {when}")
+        print(last.render())
+    return 0
+
+
+def devices(args: argparse.Namespace) -> int:
+    """Probe every inventory device through its Ray actor and print what it says about itself."""
+    from farm import inventory as inventories
+    from farm.probe import probe_devices
+
+    inventory = inventories.load(args.inventory)
+    selected = inventory.select([n for v in args.devices or [] for n in v.split(",") if n] or None)
+    results = probe_devices(selected, address=args.address)
+    if args.json:
+        json.dump(results, sys.stdout, indent=1, default=str)
+        sys.stdout.write("\n")
+    else:
+        for line in format_probe_table(results):
+            print(line)
+    return 0 if all(r["reachable"] for r in results) else 1
+
+
+def format_probe_table(results: Sequence[dict[str, Any]]) -> list[str]:
+    lines = [f"{'device':<22} {'kind':<7} {'reachable':<9} {'cores':>5} {'governor':<12} {'temp C':>6}  runtimes / error"]
+    for r in results:
+        facts = r.get("facts") or {}
+        governors = sorted(set((facts.get("governor") or {}).values()))
+        temps = (facts.get("temperatures_c") or {}).values()
+        temp = f"{max(temps):.1f}" if temps else "-"
+        detail = r["error"] or ", ".join(f"{k} {v}" for k, v in sorted((facts.get("runtime_versions") or {}).items()))
+        lines.append(
+            f"{r['device']:<22} {r['kind']:<7} {'yes' if r['reachable'] else 'NO':<9} {facts.get('cores') or '-':>5} "
+            f"{','.join(governors) or '-':<12} {temp:>6}  {detail}"
+        )
+    return lines
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="farm", description="latfarm: the latency measurement farm")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    status_parser = sub.add_parser("status", help="measurements per device and space, and the last campaign")
+    status_parser.add_argument("--store", default="measurements", help="Parquet store folder (default ./measurements)")
+    status_parser.add_argument("--json", action="store_true", help="print JSON")
+    status_parser.set_defaults(handler=status)
+
+    from farm.measure_command import add_arguments, run
+
+    measure_parser = sub.add_parser("measure", help="run a measurement campaign (same as measure.py)")
+    add_arguments(measure_parser)
+    measure_parser.set_defaults(handler=run)
+
+    devices_parser = sub.add_parser("devices", help="probe every device of the inventory")
+    devices_parser.add_argument("--inventory", default="inventory.yaml")
+    devices_parser.add_argument("--devices", action="append", metavar="NAME[,NAME]")
+    devices_parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
+    devices_parser.add_argument("--json", action="store_true")
+    devices_parser.set_defaults(handler=devices)
+
+    for module_name in PLUGIN_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        module.register(sub)
+    return parser
+
+
+@exit_on_user_error
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``farm`` console script."""
+    args = build_parser().parse_args(argv)
+    handler = getattr(args, "handler", None) or getattr(args, "func", None)
+    if handler is None:
+        raise UserError(f"farm {args.command}: subcommand has no handler")
+    return int(handler(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
