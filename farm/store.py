@@ -127,29 +127,25 @@ class Store:
         """Append ``rows`` (one file per partition) and return the new files.
 
         Raises :class:`StoreError` naming the column when a row misses a
-        required field or a partition value is not slug-like.
+        required field, has a value of the wrong type, or a partition value is
+        not slug-like. Every partition's rows are converted before anything is
+        written, so a bad row writes nothing. Naive ``measured_at`` values are
+        taken as UTC.
         """
         frame = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
         if frame.empty:
             return []
         frame = _conform(frame)
-        written: list[Path] = []
+        tables: list[tuple[Path, pa.Table]] = []
         for (space, device), part in frame.groupby(list(PARTITION_COLUMNS), sort=True):
-            folder = self.root / f"search_space={space}" / f"device={device}"
-            folder.mkdir(parents=True, exist_ok=True)
-            table = pa.Table.from_pandas(
-                part.drop(columns=list(PARTITION_COLUMNS)), schema=_FILE_SCHEMA, preserve_index=False
-            )
-            stamp = utc_now().strftime("%Y%m%dT%H%M%S%fZ")
-            final = folder / f"part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
-            temporary = folder / f".tmp-{final.name}"
-            with open(temporary, "wb") as handle:
-                pq.write_table(table, handle, compression="zstd")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, final)
-            written.append(final)
-        return written
+            try:
+                table = pa.Table.from_pandas(
+                    part.drop(columns=list(PARTITION_COLUMNS)), schema=_FILE_SCHEMA, preserve_index=False
+                )
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+                raise StoreError(f"rows do not fit the schema (DESIGN.md): {_arrow_message(exc)}") from exc
+            tables.append((self.root / f"search_space={space}" / f"device={device}", table))
+        return [_write_new_file(folder, table) for folder, table in tables]
 
     # ------------------------------------------------------------------ read
     def files(self) -> list[Path]:
@@ -199,8 +195,7 @@ class Store:
         for column, value in conditions.items():
             if column not in SCHEMA.names:
                 raise StoreError(f"unknown column {column!r} in filter; columns: {', '.join(SCHEMA.names)}")
-            values = [value] if isinstance(value, (str, int, float)) else list(value)
-            term = ds.field(column).isin(values)
+            term = ds.field(column).isin(_filter_values(value))
             expression = term if expression is None else expression & term
         try:
             table = dataset.to_table(columns=wanted, filter=expression)
@@ -211,7 +206,37 @@ class Store:
     def done_keys(self, **filters: Any) -> set[tuple[Any, ...]]:
         """Resume keys (:data:`RESUME_KEY`) already measured with status ``ok``."""
         frame = self.read(status="ok", columns=list(RESUME_KEY), **filters)
-        return {tuple(row) for row in frame.itertuples(index=False, name=None)}
+        return set(zip(*(frame[column].tolist() for column in RESUME_KEY)))
+
+
+def _write_new_file(folder: Path, table: pa.Table) -> Path:
+    """Write ``table`` under a dot-prefixed name, fsync, rename into place, fsync the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = utc_now().strftime("%Y%m%dT%H%M%S%fZ")
+    final = folder / f"part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
+    temporary = folder / f".tmp-{final.name}"
+    with open(temporary, "wb") as handle:
+        pq.write_table(table, handle, compression="zstd")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, final)
+    directory = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    return final
+
+
+def _arrow_message(exc: Exception) -> str:
+    parts = exc.args if exc.args else (str(exc),)
+    return "; ".join(str(part) for part in reversed(parts))
+
+
+def _filter_values(value: Any) -> list[Any]:
+    """A filter value as a list of plain Python values (a scalar, numpy scalar or collection)."""
+    values = [value] if isinstance(value, (str, bytes)) or not isinstance(value, Iterable) else list(value)
+    return [v.item() if hasattr(v, "item") else v for v in values]
 
 
 def _empty_frame(columns: Sequence[str]) -> pd.DataFrame:
