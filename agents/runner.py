@@ -1,0 +1,451 @@
+#!/usr/bin/env python3
+"""The on-device runner: copied to a board and executed there, alone.
+
+It needs only the standard library plus whichever runtime the device has
+(torch for ``.ptl``/``.pt``, ai_edge_litert or tflite_runtime for ``.tflite``,
+executorch for ``.pte``); nothing of latfarm is importable on the device.
+
+It reads one JSON job, measures the whole batch of artifacts in one
+invocation (so an interleaved schedule runs on the device itself, with no
+round trip between bursts) and prints one JSON object on stdout. Problems
+with one artifact are reported in ``errors`` and do not stop the others;
+a malformed job gives ``{"ok": false, "error": ...}`` and exit status 2.
+No traceback is ever the output.
+
+Job (``python3 runner.py job.json``; ``-`` reads stdin)::
+
+    {"mode": "run",                   # run | check | probe | temperatures
+     "artifacts": [{"path": "a.ptl", "runtime": "torchscript", "input_shape": [1, 3, 32, 32],
+                    "device": "cpu", "sha256": "..."}],
+     "schedule": [[0, 2, 5], [1, 2, 5]],   # bursts: [artifact index, warm-up runs, timed runs]
+     "threads": 1}
+
+Output of ``run``: ``samples_ms`` (per artifact, every timed run in order),
+``errors`` (per artifact: null or {stage, kind, message}), ``facts`` (CPU model,
+online cores, cpufreq and governor per core, thermal zones, memory, affinity,
+raw ``vcgencmd`` / ``nvpmodel -q`` output where those tools exist),
+``temperatures_start_c`` / ``temperatures_end_c`` and the runtime versions used.
+``check`` loads every artifact, checks its sha256 and runs it once. ``probe``
+returns the facts and every importable runtime's version; ``temperatures``
+only the thermal zones (cheap: no runtime is imported).
+
+CUDA: an artifact with ``"device": "cuda"`` (a full TorchScript ``.pt``) runs
+on the GPU and each run is timed between two ``torch.cuda.synchronize()``.
+
+Example (on this machine):
+    >>> import json, subprocess, sys
+    >>> job = json.dumps({"mode": "temperatures"})
+    >>> out = subprocess.run([sys.executable, __file__, "-"], input=job, capture_output=True, text=True)
+    >>> json.loads(out.stdout)["ok"]
+    True
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from typing import Any, Callable
+
+RUNNER_VERSION = 1
+MODES = ("run", "check", "probe", "temperatures")
+TOOL_TIMEOUT_S = 10.0
+
+
+class JobError(ValueError):
+    """The job itself is malformed."""
+
+
+class LoadError(RuntimeError):
+    """An artifact cannot be loaded: the device rejects it."""
+
+
+# --- device facts --------------------------------------------------------------------------------
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def _cpu_list(text: str | None) -> list[int]:
+    """``0-3,6`` -> [0, 1, 2, 3, 6]."""
+    cores: list[int] = []
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        low, _, high = part.partition("-")
+        cores.extend(range(int(low), int(high or low) + 1))
+    return cores
+
+
+def cpu_model() -> str:
+    """The CPU or board name: ``model name`` on x86, ``Model``/``Hardware`` on ARM boards."""
+    info = _read("/proc/cpuinfo") or ""
+    fields: dict[str, str] = {}
+    for line in info.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    for key in ("model name", "Model", "Hardware", "cpu model", "Processor", "uarch"):
+        if fields.get(key):
+            return fields[key]
+    return os.uname().machine
+
+
+def thermal_zones() -> dict[str, float]:
+    """``{"<zone type>" or "thermal_zoneN": degrees C}`` from /sys/class/thermal."""
+    zones: dict[str, float] = {}
+    for zone in sorted(glob.glob("/sys/class/thermal/thermal_zone*")):
+        raw = _read(os.path.join(zone, "temp"))
+        if raw is None or not raw.lstrip("-").isdigit():
+            continue
+        name = _read(os.path.join(zone, "type")) or os.path.basename(zone)
+        if name in zones:
+            name = f"{name}:{os.path.basename(zone)}"
+        value = int(raw)
+        zones[name] = value / 1000.0 if abs(value) > 200 else float(value)
+    return zones
+
+
+def _tool_output(*command: str) -> dict[str, Any] | None:
+    """Raw stdout/stderr of a board tool (``vcgencmd``, ``nvpmodel``) when it exists; parsed on the host."""
+    if shutil.which(command[0]) is None:
+        return None
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TOOL_TIMEOUT_S, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return {"command": list(command), "error": f"{type(exc).__name__}: {exc}"}
+    return {"command": list(command), "returncode": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
+
+
+def device_facts() -> dict[str, Any]:
+    """Everything the device says about itself that bears on latency."""
+    online = _cpu_list(_read("/sys/devices/system/cpu/online")) or list(range(os.cpu_count() or 1))
+    cpufreq: dict[str, dict[str, Any]] = {}
+    for core in online:
+        base = f"/sys/devices/system/cpu/cpu{core}/cpufreq"
+        entry = {
+            name: _read(os.path.join(base, f"scaling_{name}"))
+            for name in ("governor", "cur_freq", "min_freq", "max_freq")
+        }
+        if any(value is not None for value in entry.values()):
+            cpufreq[str(core)] = entry
+    meminfo = dict(
+        (line.split(":")[0], line.split(":")[1].strip()) for line in (_read("/proc/meminfo") or "").splitlines() if ":" in line
+    )
+    available_kb = meminfo.get("MemAvailable", "").split(" ")[0]
+    tools = {
+        "vcgencmd_get_throttled": _tool_output("vcgencmd", "get_throttled"),
+        "vcgencmd_measure_temp": _tool_output("vcgencmd", "measure_temp"),
+        "nvpmodel_q": _tool_output("nvpmodel", "-q"),
+    }
+    return {
+        "hostname": socket.gethostname(),
+        "cpu_model": cpu_model(),
+        "board": (_read("/proc/device-tree/model") or "").rstrip("\x00") or None,
+        "machine": os.uname().machine,
+        "kernel": os.uname().release,
+        "online_cores": online,
+        "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpufreq": cpufreq,
+        "thermal_c": thermal_zones(),
+        "free_memory_mb": int(available_kb) / 1024.0 if available_kb.isdigit() else None,
+        "load_average": list(os.getloadavg()),
+        "python": sys.version.split()[0],
+        "tools": {name: output for name, output in tools.items() if output is not None},
+    }
+
+
+def runtime_versions() -> dict[str, str]:
+    """The version of every runtime importable here (imports each: slow, used by ``probe``)."""
+    versions: dict[str, str] = {}
+    for module in ("torch", "ai_edge_litert", "tflite_runtime", "executorch"):
+        try:
+            imported = __import__(module)
+        except Exception:  # noqa: BLE001 - a broken install is as good as none
+            continue
+        versions[module] = str(getattr(imported, "__version__", "") or _dist_version(module))
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            versions["cuda"] = f"{torch.version.cuda} ({torch.cuda.get_device_name(0)})"
+    except Exception:  # noqa: BLE001
+        pass
+    return versions
+
+
+def _dist_version(module: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(module.replace("_", "-"))
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+# --- loading and timing --------------------------------------------------------------------------
+
+Runnable = Callable[[], Any]
+
+
+def _torch_runnable(spec: dict[str, Any], threads: int) -> Runnable:
+    import torch
+
+    torch.set_num_threads(threads)
+    path, device = spec["path"], spec.get("device", "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise LoadError("the artifact asks for cuda but torch sees no CUDA device here")
+    try:
+        if path.endswith(".ptl"):
+            if device != "cpu":
+                raise LoadError(".ptl files run in the lite interpreter, which is CPU-only; build a .pt for cuda")
+            from torch.jit.mobile import _load_for_lite_interpreter
+
+            module = _load_for_lite_interpreter(path)
+        else:
+            module = torch.jit.load(path, map_location=device)
+            module.eval()
+    except LoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError or ValueError for a bad file
+        raise LoadError(f"torch cannot load {os.path.basename(path)}: {_one_line(exc)}") from exc
+    sample = torch.rand(*spec["input_shape"], device=device)
+
+    if device == "cuda":
+
+        def call() -> Any:
+            with torch.inference_mode():
+                out = module(sample)
+            torch.cuda.synchronize()
+            return out
+
+        return call
+
+    def call_cpu() -> Any:
+        with torch.inference_mode():
+            return module(sample)
+
+    return call_cpu
+
+
+def _tflite_runnable(spec: dict[str, Any], threads: int) -> Runnable:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError as exc:
+            raise LoadError("no TFLite runtime here: install ai-edge-litert or tflite-runtime") from exc
+    import numpy as np
+
+    try:
+        interpreter = Interpreter(model_path=spec["path"], num_threads=threads)
+        interpreter.allocate_tensors()
+    except Exception as exc:  # noqa: BLE001
+        raise LoadError(f"the TFLite interpreter cannot load {os.path.basename(spec['path'])}: {_one_line(exc)}") from exc
+    rng = np.random.default_rng(0)
+    for detail in interpreter.get_input_details():
+        interpreter.set_tensor(detail["index"], rng.random(detail["shape"]).astype(detail["dtype"]))
+    return interpreter.invoke
+
+
+def _executorch_runnable(spec: dict[str, Any], threads: int) -> Runnable:
+    try:
+        import torch
+        from executorch.runtime import Runtime
+    except ImportError as exc:
+        raise LoadError("no ExecuTorch runtime here: install executorch") from exc
+    try:
+        method = Runtime.get().load_program(spec["path"]).load_method("forward")
+    except Exception as exc:  # noqa: BLE001
+        raise LoadError(f"the ExecuTorch runtime cannot load {os.path.basename(spec['path'])}: {_one_line(exc)}") from exc
+    sample = torch.rand(*spec["input_shape"])
+    return lambda: method.execute([sample])
+
+
+LOADERS: dict[str, Callable[[dict[str, Any], int], Runnable]] = {
+    "torchscript": _torch_runnable,
+    "tflite": _tflite_runnable,
+    "executorch": _executorch_runnable,
+}
+
+
+def load(spec: dict[str, Any], threads: int) -> Runnable:
+    """A zero-argument callable running one inference of the artifact ``spec``; :class:`LoadError` otherwise."""
+    path = spec["path"]
+    if not os.path.isfile(path):
+        raise LoadError(f"{path} does not exist on the device")
+    expected = spec.get("sha256")
+    if expected:
+        digest = _sha256(path)
+        if digest != expected:
+            raise LoadError(f"{os.path.basename(path)} is damaged: sha256 {digest[:12]}... != expected {expected[:12]}...")
+    runtime = spec.get("runtime", "torchscript")
+    if runtime not in LOADERS:
+        raise LoadError(f"this runner cannot run runtime {runtime!r}; it knows {', '.join(LOADERS)}")
+    return LOADERS[runtime](spec, threads)
+
+
+def time_runs(call: Runnable, warmup: int, runs: int) -> list[float]:
+    """``warmup`` untimed calls, then ``runs`` timed ones in milliseconds."""
+    for _ in range(warmup):
+        call()
+    samples = []
+    clock = time.perf_counter_ns
+    for _ in range(runs):
+        start = clock()
+        call()
+        samples.append((clock() - start) / 1e6)
+    return samples
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:500]}"
+
+
+# --- the job -------------------------------------------------------------------------------------
+
+
+def _validate(job: Any) -> dict[str, Any]:
+    if not isinstance(job, dict):
+        raise JobError("the job must be a JSON object")
+    mode = job.get("mode", "run")
+    if mode not in MODES:
+        raise JobError(f"field 'mode': {mode!r} is not one of {', '.join(MODES)}")
+    artifacts = job.get("artifacts", [])
+    if not isinstance(artifacts, list) or not all(isinstance(a, dict) and isinstance(a.get("path"), str) for a in artifacts):
+        raise JobError("field 'artifacts': must be a list of objects with a string 'path'")
+    for position, spec in enumerate(artifacts):
+        shape = spec.get("input_shape")
+        if shape is not None and not (isinstance(shape, list) and all(isinstance(d, int) and d > 0 for d in shape)):
+            raise JobError(f"field 'artifacts[{position}].input_shape': must be a list of positive integers")
+    schedule = job.get("schedule", [])
+    for position, burst in enumerate(schedule if isinstance(schedule, list) else [None]):
+        if not (
+            isinstance(burst, list)
+            and len(burst) == 3
+            and all(isinstance(v, int) and v >= 0 for v in burst)
+            and burst[0] < len(artifacts)
+        ):
+            raise JobError(f"field 'schedule[{position}]': must be [artifact index < {len(artifacts)}, warmup >= 0, runs >= 0]")
+    threads = job.get("threads", 1)
+    if not isinstance(threads, int) or threads < 1:
+        raise JobError("field 'threads': must be an integer >= 1")
+    return {"mode": mode, "artifacts": artifacts, "schedule": schedule, "threads": threads}
+
+
+def execute(job: dict[str, Any]) -> dict[str, Any]:
+    """Run a validated job; the result object printed as JSON."""
+    started = time.time()
+    result: dict[str, Any] = {"ok": True, "runner_version": RUNNER_VERSION, "mode": job["mode"]}
+    if job["mode"] == "temperatures":
+        result["thermal_c"] = thermal_zones()
+        return result
+    if job["mode"] == "probe":
+        result["facts"] = device_facts()
+        result["runtime_versions"] = runtime_versions()
+        return result
+
+    artifacts, threads = job["artifacts"], job["threads"]
+    result["temperatures_start_c"] = thermal_zones()
+    errors: list[dict[str, Any] | None] = [None] * len(artifacts)
+    calls: list[Runnable | None] = [None] * len(artifacts)
+    load_ms: list[float | None] = [None] * len(artifacts)
+    for index, spec in enumerate(artifacts):
+        begin = time.perf_counter()
+        try:
+            calls[index] = load(spec, threads)
+            if job["mode"] == "check":
+                calls[index]()  # type: ignore[misc]
+        except LoadError as exc:
+            errors[index] = {"stage": "load", "kind": "rejected", "message": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - a model that loads but cannot run once is rejected too
+            errors[index] = {"stage": "load", "kind": "rejected", "message": _one_line(exc)}
+        load_ms[index] = (time.perf_counter() - begin) * 1e3
+
+    samples: list[list[float]] = [[] for _ in artifacts]
+    if job["mode"] == "run":
+        for index, warmup, runs in job["schedule"]:
+            call = calls[index]
+            if call is None or errors[index] is not None:
+                continue
+            try:
+                samples[index].extend(time_runs(call, warmup, runs))
+            except Exception as exc:  # noqa: BLE001 - reported per artifact, the batch carries on
+                errors[index] = {"stage": "run", "kind": "failed", "message": _one_line(exc)}
+    result.update(
+        samples_ms=samples,
+        errors=errors,
+        load_ms=load_ms,
+        threads=threads,
+        temperatures_end_c=thermal_zones(),
+        facts=device_facts(),
+        runtime_versions={name: version for name, version in _loaded_runtime_versions().items()},
+        wall_s=time.time() - started,
+    )
+    return result
+
+
+def _loaded_runtime_versions() -> dict[str, str]:
+    versions = {}
+    for module in ("torch", "ai_edge_litert", "tflite_runtime", "executorch"):
+        if module in sys.modules:
+            versions[module] = str(getattr(sys.modules[module], "__version__", "") or _dist_version(module))
+    return versions
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``runner.py JOB.json`` (or ``-`` for stdin): print the result as one JSON line."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if len(argv) != 1:
+            raise JobError("usage: runner.py JOB.json  (or - to read the job from stdin)")
+        text = sys.stdin.read() if argv[0] == "-" else open(argv[0], encoding="utf-8").read()
+        try:
+            job = _validate(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise JobError(f"the job is not JSON: {exc}") from exc
+    except (JobError, OSError) as exc:
+        print(json.dumps({"ok": False, "runner_version": RUNNER_VERSION, "error": str(exc)}))
+        return 2
+    # Runtimes print banners on stdout from C++ ("Created TensorFlow Lite XNNPACK delegate"):
+    # send fd 1 to stderr while they run, so stdout carries exactly one JSON line.
+    sys.stdout.flush()
+    result_fd = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        result = execute(job)
+    except Exception as exc:  # noqa: BLE001 - never a traceback: the host parses this line
+        result = {"ok": False, "runner_version": RUNNER_VERSION, "error": f"runner crashed: {_one_line(exc)}"}
+    finally:
+        sys.stdout.flush()
+        os.dup2(result_fd, 1)
+        os.close(result_fd)
+    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
