@@ -95,13 +95,13 @@ class TargetTable:
         long["input_size"] = long["input_size"].fillna(0).astype("int64")
         configs = long[list(TARGET_COLUMNS)].drop_duplicates()
         names = _target_names([TargetKey(*row) for row in configs.itertuples(index=False, name=None)])
-        long["target"] = [
-            names[TargetKey(*row)][0] for row in long[list(TARGET_COLUMNS)].itertuples(index=False, name=None)
-        ]
-        wide = long.pivot_table(index="arch", columns="target", values="latency_ms", aggfunc="median")
-        wide = wide.sort_index().reindex(sorted(wide.columns), axis=1)
+        configs["target"] = [names[TargetKey(*row)][0] for row in configs.itertuples(index=False, name=None)]
+        long = long.merge(configs, on=list(TARGET_COLUMNS), how="left")
+        wide = long.groupby(["arch", "target"], sort=True)["latency_ms"].median().unstack("target")
+        wide = wide.reindex(sorted(wide.columns), axis=1)
         wide.columns.name = None
         wide.index = wide.index.astype(str)
+        wide.index.name = "arch"
         keys = {name: key for key, (name, _) in names.items()}
         return cls(space, wide.astype("float64"), dict(sorted(keys.items())), origin)
 

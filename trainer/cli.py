@@ -1,0 +1,383 @@
+"""The ``trainer`` command line (also ``python -m trainer``).
+
+These verbs are the contract the nightly job, the add-a-device flow and
+external evaluation scripts call; keep them stable::
+
+    trainer pretrain --store DIR --space S --sources a,b,c [--method M] [--source-samples N] [--seed K] --out PRED
+    trainer sample   --predictor PRED --n 20 [--sampler cosine|kmeans|random] [--seed K] [--candidates FILE]
+    trainer transfer --predictor PRED --store DIR --target DEVICE --out PRED2
+    trainer predict  --predictor PRED2 [--target DEVICE] (--all | --archs FILE) --out preds.parquet
+    trainer evaluate --store DIR --space S --sources ... --targets ... --samples 20 --seeds 0,1,2
+                     [--method M] [--sampler random] [--json OUT] [--plots DIR]
+
+``--task ND`` / ``--task FD`` fill ``--space``, ``--sources`` (and for
+``evaluate`` ``--targets``) with HELP's NAS-Bench-201 / FBNet device split.
+``--epochs N`` and ``--hyper key=value`` (repeatable; the value is parsed as
+JSON where it can be) pass hyper-parameters to the method; tests use tiny
+``--epochs`` to keep the neural methods fast.
+
+Bad input (unknown device, empty store, a store without the predictor's
+space, too few target samples, a corrupt predictor directory, a bad arch
+line) prints one line naming what is wrong and what to do, and exits 2.
+
+Example:
+    >>> build_parser().parse_args(["sample", "--predictor", "p", "--n", "5"]).sampler
+    'cosine'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from farm import spaces
+from farm.errors import UserError, exit_on_user_error
+from trainer import registry
+from trainer.data import load_table, snapshot_hash
+from trainer.evaluate import TASKS, Metrics, evaluate_method, source_series
+from trainer.models import METHODS, default_method, get_method
+from trainer.models.base import Predictor
+from trainer.samplers import DEFAULT_SAMPLER, SAMPLERS, get_sampler
+
+#: Candidate pool drawn with ``SearchSpace.sample`` for spaces too large to enumerate.
+SAMPLE_POOL = 10_000
+
+
+# ------------------------------------------------------------------ argument helpers
+def _names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of names")
+    return names
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in _names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _hyper_pair(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
+def hyper_from(args: argparse.Namespace) -> dict[str, Any]:
+    """Hyper-parameters from ``--hyper k=v`` and ``--epochs``."""
+    hyper = dict(getattr(args, "hyper", None) or [])
+    if getattr(args, "epochs", None) is not None:
+        hyper["epochs"] = args.epochs
+    return hyper
+
+
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--epochs", type=_positive, default=None, help="training epochs (neural methods; tiny in tests)")
+    parser.add_argument("--hyper", type=_hyper_pair, action="append", metavar="KEY=VALUE",
+                        help="a method hyper-parameter; repeatable")
+
+
+def _add_task(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", choices=sorted(TASKS), help="HELP device split preset: ND (NAS-Bench-201) or FD (FBNet)")
+
+
+def _apply_task(args: argparse.Namespace, with_targets: bool) -> None:
+    task = TASKS.get(args.task) if getattr(args, "task", None) else None
+    if task is not None:
+        args.space = args.space or task.space
+        args.sources = args.sources or list(task.sources)
+        if with_targets:
+            args.targets = args.targets or list(task.targets)
+    missing = [flag for flag, value in (("--space", args.space), ("--sources", args.sources)) if not value]
+    if with_targets and not args.targets:
+        missing.append("--targets")
+    if missing:
+        raise UserError(f"{missing[0]} is required (or pass --task {'/'.join(sorted(TASKS))})")
+    if args.space not in spaces.NAMES:
+        raise UserError(f"--space: unknown search space {args.space!r}; known: {', '.join(spaces.NAMES)}")
+
+
+# ------------------------------------------------------------------ verbs
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    """Pre-train a method on source targets and save it."""
+    _apply_task(args, with_targets=False)
+    method = args.method or default_method()
+    cls = get_method(method)
+    table = load_table(args.store, args.space)
+    data = source_series(table, args.sources, args.source_samples, args.seed)
+    predictor = cls(args.space, seed=args.seed, **hyper_from(args))
+    started = time.perf_counter()
+    predictor.pretrain(data)
+    elapsed = time.perf_counter() - started
+    fit = {name: _fit_metrics(predictor, name, values) for name, values in data.items() if name in predictor.targets()}
+    registry.save(
+        predictor,
+        args.out,
+        registry.ManifestUpdate("pretrain", sources=list(data), samples={n: len(v) for n, v in data.items()},
+                                snapshot=snapshot_hash(data), fit_metrics=fit),
+    )
+    counts = sorted({len(v) for v in data.values()})
+    print(f"pre-trained {method} on {len(data)} source(s) of {args.space} "
+          f"({'/'.join(map(str, counts))} archs each) in {elapsed:.1f} s -> {args.out}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    """Print ``--n`` arch strings to measure on a new device (no latencies are read)."""
+    manifest = registry.read_manifest(args.predictor)
+    space_name = manifest["space"]
+    candidates = _candidates(space_name, args.candidates, args.seed)
+    chosen = get_sampler(args.sampler)(space_name, candidates, args.n, args.seed)
+    sys.stdout.write("".join(f"{arch}\n" for arch in chosen))
+    return 0
+
+
+def _candidates(space_name: str, path: Path | None, seed: int) -> list[str]:
+    if path is not None:
+        return read_arch_file(path, space_name)
+    space = spaces.get(space_name)
+    try:
+        return list(space.enumerate())
+    except NotImplementedError:
+        return space.sample(SAMPLE_POOL, seed)
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    """Transfer a saved predictor to ``--target`` with every measured row of it in the store."""
+    predictor, manifest = registry.load(args.predictor)
+    table = load_table(args.store, manifest["space"])
+    target = table.resolve(args.target)
+    if target in manifest["sources"]:
+        raise UserError(f"--target {target!r} is one of the predictor's sources; transfer to a new device")
+    samples = table.series(target)
+    needed = type(predictor).min_target_samples
+    if len(samples) < needed:
+        raise UserError(
+            f"--target {target!r}: {len(samples)} measured archs in {args.store}; method {manifest['method']!r} "
+            f"needs at least {needed}: measure the archs `trainer sample` names, then retry"
+        )
+    predictor.hyper.update(hyper_from(args))
+    started = time.perf_counter()
+    predictor.transfer(target, samples)
+    elapsed = time.perf_counter() - started
+    fit = _fit_metrics(predictor, target, samples)
+    registry.save(
+        predictor,
+        args.out,
+        registry.ManifestUpdate("transfer", target=target, samples={target: len(samples)},
+                                snapshot=snapshot_hash({target: samples}), fit_metrics={target: fit}),
+        previous=manifest,
+    )
+    print(f"transferred {manifest['method']} to {target} with {len(samples)} samples in {elapsed:.2f} s "
+          f"(fit Spearman {fit['spearman']:.3f}) -> {args.out}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Predict latencies of archs on one target into a Parquet file (arch, predicted_ms)."""
+    predictor, manifest = registry.load(args.predictor)
+    target = _predict_target(args.target, predictor, manifest, args.predictor)
+    space_name = manifest["space"]
+    if args.all:
+        try:
+            archs = list(spaces.get(space_name).enumerate())
+        except NotImplementedError:
+            raise UserError(f"--all: {space_name} is too large to enumerate; pass --archs FILE instead") from None
+    else:
+        archs = read_arch_file(args.archs, space_name)
+    started = time.perf_counter()
+    predicted = np.asarray(predictor.predict(archs, target), dtype="float64")
+    elapsed = time.perf_counter() - started
+    table = pa.table({"arch": pa.array(archs, pa.string()), "predicted_ms": pa.array(predicted, pa.float64())})
+    metadata = {b"latfarm.predictor": str(args.predictor).encode(), b"latfarm.target": target.encode(),
+                b"latfarm.method": str(manifest["method"]).encode()}
+    write_parquet_atomic(table.replace_schema_metadata(metadata), args.out)
+    print(f"predicted {len(archs)} archs on {target} with {manifest['method']} in {elapsed:.2f} s -> {args.out}")
+    return 0
+
+
+def _predict_target(requested: str | None, predictor: Predictor, manifest: Mapping[str, Any], path: Path) -> str:
+    known = predictor.targets()
+    if requested is None:
+        if manifest["targets"]:
+            return str(manifest["targets"][-1])
+        if len(known) == 1:
+            return known[0]
+        raise UserError(f"{path}: has no transferred target; pass --target (one of: {', '.join(known) or 'none'})"
+                        " or run `trainer transfer` first")
+    if requested not in known:
+        raise UserError(
+            f"--target {requested!r}: unknown to the predictor {path}; it predicts for {', '.join(known) or 'nothing yet'}"
+            " (run `trainer transfer --target` first)"
+        )
+    return requested
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Few-shot evaluation; prints a table, optionally writes JSON and scatter plots."""
+    _apply_task(args, with_targets=True)
+    result = evaluate_method(
+        args.store, args.space, args.sources, args.targets, samples=args.samples, seeds=args.seeds,
+        method=args.method, sampler=args.sampler, source_samples=args.source_samples, plots_dir=args.plots,
+        progress=sys.stderr.isatty(), **hyper_from(args),
+    )
+    print(result.summary())
+    if args.json is not None:
+        text = json.dumps(result.to_dict(), indent=2)
+        if str(args.json) == "-":
+            sys.stdout.write(text + "\n")
+        else:
+            write_text_atomic(text + "\n", args.json)
+    return 0
+
+
+# ------------------------------------------------------------------ files
+def read_arch_file(path: Path, space_name: str) -> list[str]:
+    """Canonical archs from a text file (one a line; blank lines and ``#`` comments skipped) or a
+    Parquet file with an ``arch`` column. A bad line raises :class:`UserError` naming it."""
+    if not Path(path).is_file():
+        raise UserError(f"{path}: no such file; pass --archs FILE with one arch string a line")
+    space = spaces.get(space_name)
+    if str(path).endswith(".parquet"):
+        try:
+            lines = [(i + 2, str(a)) for i, a in enumerate(pq.read_table(path, columns=["arch"]).column("arch").to_pylist())]
+        except (pa.ArrowInvalid, KeyError) as error:
+            raise UserError(f"{path}: needs an 'arch' column ({error})") from None
+    else:
+        lines = [(i + 1, raw.strip()) for i, raw in enumerate(Path(path).read_text().splitlines())]
+        lines = [(number, text) for number, text in lines if text and not text.startswith("#")]
+    archs = []
+    for number, text in lines:
+        try:
+            archs.append(space.canonical(text))
+        except spaces.ArchError as error:
+            raise UserError(f"{path}: line {number}: {error}") from None
+    if not archs:
+        raise UserError(f"{path}: holds no arch strings")
+    return archs
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> None:
+    _atomic(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def write_text_atomic(text: str, path: Path) -> None:
+    _atomic(path, lambda tmp: tmp.write_text(text))
+
+
+def _fit_metrics(predictor: Predictor, target: str, values: pd.Series) -> dict[str, float]:
+    """In-sample fit on the training archs: a sanity figure, not a held-out score."""
+    predicted = predictor.predict(list(values.index), target)
+    if len(values) < 2:
+        return {"spearman": float("nan"), "n": len(values)}
+    metrics = Metrics.compute(predicted, values.to_numpy(dtype="float64"))
+    return {"spearman": metrics.spearman, "within_10": metrics.within_10, "n": metrics.n}
+
+
+# ------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    """The ``trainer`` argument parser with its five verbs."""
+    parser = argparse.ArgumentParser(prog="trainer", description="Few-shot latency predictors from farm stores.")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    methods = sorted(METHODS)
+
+    pretrain = verbs.add_parser("pretrain", help="pre-train a predictor on source devices")
+    pretrain.add_argument("--store", required=True, type=Path, metavar="DIR")
+    pretrain.add_argument("--space", choices=spaces.NAMES)
+    pretrain.add_argument("--sources", type=_names, metavar="A,B,C")
+    pretrain.add_argument("--method", choices=methods, help="default: the project's best method")
+    pretrain.add_argument("--source-samples", type=_positive, metavar="N", help="N seeded archs per source, the same for all")
+    pretrain.add_argument("--seed", type=int, default=0)
+    pretrain.add_argument("--out", required=True, type=Path, metavar="PRED")
+    _add_task(pretrain)
+    _add_training_options(pretrain)
+    pretrain.set_defaults(handler=cmd_pretrain)
+
+    sample = verbs.add_parser("sample", help="name archs to measure on a new device (reads no latencies)")
+    sample.add_argument("--predictor", required=True, type=Path, metavar="PRED")
+    sample.add_argument("--n", required=True, type=_positive)
+    sample.add_argument("--sampler", choices=sorted(SAMPLERS), default=DEFAULT_SAMPLER)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--candidates", type=Path, metavar="FILE", help="choose among these archs (default: the space)")
+    sample.set_defaults(handler=cmd_sample)
+
+    transfer = verbs.add_parser("transfer", help="adapt a predictor to a new device from its rows in a store")
+    transfer.add_argument("--predictor", required=True, type=Path, metavar="PRED")
+    transfer.add_argument("--store", required=True, type=Path, metavar="DIR")
+    transfer.add_argument("--target", required=True, metavar="DEVICE")
+    transfer.add_argument("--out", required=True, type=Path, metavar="PRED2")
+    _add_training_options(transfer)
+    transfer.set_defaults(handler=cmd_transfer)
+
+    predict = verbs.add_parser("predict", help="predict latencies into a Parquet file (arch, predicted_ms)")
+    predict.add_argument("--predictor", required=True, type=Path, metavar="PRED")
+    predict.add_argument("--target", metavar="DEVICE", help="default: the last transferred target")
+    which = predict.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every arch of the space (finite spaces)")
+    which.add_argument("--archs", type=Path, metavar="FILE", help="one arch a line, or Parquet with an arch column")
+    predict.add_argument("--out", required=True, type=Path, metavar="PREDS")
+    predict.set_defaults(handler=cmd_predict)
+
+    evaluate = verbs.add_parser("evaluate", help="few-shot transfer evaluation with Spearman/Kendall/+-5%%/+-10%%")
+    evaluate.add_argument("--store", required=True, type=Path, metavar="DIR")
+    evaluate.add_argument("--space", choices=spaces.NAMES)
+    evaluate.add_argument("--sources", type=_names, metavar="A,B,C")
+    evaluate.add_argument("--targets", type=_names, metavar="X,Y")
+    evaluate.add_argument("--samples", type=_positive, default=20)
+    evaluate.add_argument("--seeds", type=_seeds, default=[0, 1, 2])
+    evaluate.add_argument("--method", choices=methods)
+    evaluate.add_argument("--sampler", choices=sorted(SAMPLERS), default="random",
+                          help="how target samples are picked (default random, as in the papers)")
+    evaluate.add_argument("--source-samples", type=_positive, metavar="N")
+    evaluate.add_argument("--json", type=Path, metavar="OUT", help="write the full results as JSON ('-' = stdout)")
+    evaluate.add_argument("--plots", type=Path, metavar="DIR", help="write a predicted-vs-measured PNG per target")
+    _add_task(evaluate)
+    _add_training_options(evaluate)
+    evaluate.set_defaults(handler=cmd_evaluate)
+    return parser
+
+
+@exit_on_user_error
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``trainer`` console script."""
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
