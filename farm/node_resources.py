@@ -1,0 +1,72 @@
+"""The Ray custom resources a node offers: ``device:<name>`` for every inventory device attached to it.
+
+``cluster.yaml`` starts Ray on each host with::
+
+    ray start --address=$RAY_HEAD_IP:6379 --resources="$(python -m farm.node_resources)"
+
+so a device's actor can only be placed on the host its inventory entry names
+(``node:``). A device matches this host when its ``node`` equals the host name,
+the fully qualified name or one of the host's IP addresses, or the ``--node``
+value given here.
+
+Example:
+    >>> from farm.inventory import Device, Inventory
+    >>> inventory = Inventory(devices=[Device(name="pi4-a", kind="cpu", node="10.0.0.7"),
+    ...                                Device(name="pi4-b", kind="cpu", node="10.0.0.8")])
+    >>> resources_for(inventory, {"10.0.0.7"})
+    {'device:pi4-a': 1}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from farm.errors import exit_on_user_error
+
+if TYPE_CHECKING:
+    from farm.inventory import Inventory
+
+
+def host_names() -> set[str]:
+    """Names and addresses this host answers to: hostname, FQDN, its IPv4 addresses."""
+    names = {socket.gethostname(), socket.getfqdn()}
+    for name in list(names):
+        try:
+            names.update(socket.gethostbyname_ex(name)[2])
+        except OSError:
+            continue
+    try:  # the address used to reach other hosts (no packet is sent)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))
+            names.add(probe.getsockname()[0])
+    except OSError:
+        pass
+    return {n for n in names if n}
+
+
+def resources_for(inventory: "Inventory", names: Iterable[str]) -> dict[str, int]:
+    """``{"device:<name>": 1}`` for every device whose ``node`` is one of ``names``."""
+    wanted = set(names)
+    return {device.ray_resource: 1 for device in inventory.devices if device.node and device.node in wanted}
+
+
+@exit_on_user_error
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the JSON for ``ray start --resources`` for this host (``{}`` when no device is attached)."""
+    from farm import inventory as inventories
+
+    parser = argparse.ArgumentParser(prog="python -m farm.node_resources", description=main.__doc__)
+    parser.add_argument("--inventory", default="inventory.yaml")
+    parser.add_argument("--node", action="append", help="also match this node name (default: this host's names)")
+    args = parser.parse_args(argv)
+    inventory = inventories.load(args.inventory)
+    print(json.dumps(resources_for(inventory, host_names() | set(args.node or []))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
