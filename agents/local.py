@@ -5,7 +5,7 @@ Runtimes:
 * ``torch`` - eager PyTorch; the agent builds the model itself from the arch
   string (``farm.spaces.get(space).build``; injectable as ``model_loader``).
 * ``torchscript`` - ``artifact.path`` loaded with ``torch.jit.load``, or with the
-  lite interpreter (``torch.jit._load_for_lite_interpreter``) for ``.ptl`` files.
+  lite interpreter (``torch.jit.mobile._load_for_lite_interpreter``) for ``.ptl`` files.
 * ``tflite`` - ``ai_edge_litert.interpreter.Interpreter`` (the ``tflite`` extra), CPU only.
 * ``executorch`` - ``executorch.runtime`` (the ``executorch`` extra), CPU only.
 
@@ -312,7 +312,16 @@ def _time_cuda(inference: Inference, runs: int) -> list[float]:
 
 # ------------------------------------------------------------------ loaders
 def _input_shape(artifact: Artifact) -> tuple[int, int, int, int]:
-    return (artifact.batch_size, 3, artifact.input_size, artifact.input_size)
+    """NCHW input of ``artifact``; an ``input_size`` of 0 means the space's default."""
+    size = artifact.input_size
+    if size <= 0:
+        from farm import spaces
+
+        try:
+            size = spaces.get(artifact.search_space).default_input_size
+        except KeyError as exc:
+            raise ArtifactRejected(f"{_describe(artifact)}: no input_size and no known default for the space") from exc
+    return (artifact.batch_size, 3, size, size)
 
 
 def _load_torch(agent: LocalAgent, artifact: Artifact) -> _Loaded:
@@ -326,7 +335,9 @@ def _load_torchscript(agent: LocalAgent, artifact: Artifact) -> _Loaded:
     if path.endswith(".ptl"):
         if agent.kind == "cuda":
             raise ArtifactRejected(f"{_describe(artifact)}: .ptl (lite interpreter) models run on CPU only")
-        module = torch.jit._load_for_lite_interpreter(path)
+        from torch.jit.mobile import _load_for_lite_interpreter
+
+        module = _load_for_lite_interpreter(path)
         example = torch.randn(_input_shape(artifact))
         return _Loaded(lambda: module.forward(example), "torchscript", {"lite": True})
     module = torch.jit.load(path, map_location=agent.torch_device).eval()
