@@ -43,6 +43,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -98,9 +99,12 @@ class Metrics:
         if pred.shape != meas.shape or pred.size < 2:
             raise ValueError(f"need two equal-length vectors of at least 2 values, got {pred.shape} and {meas.shape}")
         relative = np.abs(pred - meas) / np.abs(meas)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", stats.ConstantInputWarning)  # reported as 0 below
+            spearman, kendall = stats.spearmanr(pred, meas).statistic, stats.kendalltau(pred, meas).statistic
         return cls(
-            spearman=_nan_to_zero(stats.spearmanr(pred, meas).statistic),
-            kendall=_nan_to_zero(stats.kendalltau(pred, meas).statistic),
+            spearman=_nan_to_zero(spearman),
+            kendall=_nan_to_zero(kendall),
             within_5=float(np.mean(relative <= 0.05)),
             within_10=float(np.mean(relative <= 0.10)),
             n=int(pred.size),

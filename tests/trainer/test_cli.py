@@ -1,0 +1,190 @@
+"""The ``trainer`` verbs end to end on a store imported from the real HELP table.
+
+Round trips use the closed-form methods (fast); ``trainer-neural`` adds tiny-epoch
+round trips of the neural methods through the same verbs (``--epochs``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from farm import spaces
+from farm.store import Store
+from trainer import registry
+from trainer.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """main(argv) in-process: (exit code, stdout, stderr)."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def pretrain(capsys: pytest.CaptureFixture[str], store: Path, out: Path, method: str = "layerwise", *extra: str) -> None:
+    code, _, err = run(capsys, "pretrain", "--store", str(store), "--space", "nasbench201",
+                       "--sources", "1080ti_1,pixel3,gold_6226", "--method", method, "--out", str(out), *extra)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("method", ["flops", "layerwise"])
+def test_pretrain_sample_transfer_predict_round_trip(capsys, store_dir, tmp_path, method):
+    pretrain(capsys, store_dir, tmp_path / "pred", method, "--source-samples", "100", "--seed", "3")
+    manifest = registry.read_manifest(tmp_path / "pred")
+    assert manifest["method"] == method and manifest["space"] == "nasbench201"
+    assert manifest["samples"]["sources"] == {"1080ti_1": 100, "pixel3": 100, "gold_6226": 100}
+    assert manifest["targets"] == []
+
+    code, out, _ = run(capsys, "sample", "--predictor", str(tmp_path / "pred"), "--n", "20", "--seed", "1")
+    picked = out.split()
+    assert code == 0 and len(set(picked)) == 20
+    space = spaces.get("nasbench201")
+    assert all(space.canonical(a) == a for a in picked)
+
+    code, out, err = run(capsys, "transfer", "--predictor", str(tmp_path / "pred"), "--store", str(store_dir),
+                         "--target", "pixel2", "--out", str(tmp_path / "pred2"))
+    assert code == 0, err
+    transferred = registry.read_manifest(tmp_path / "pred2")
+    assert transferred["targets"] == ["pixel2"]
+    assert transferred["samples"]["targets"] == {"pixel2": 20}
+    assert [e["action"] for e in transferred["history"]] == ["pretrain", "transfer"]
+
+    code, _, err = run(capsys, "predict", "--predictor", str(tmp_path / "pred2"), "--all", "--out", str(tmp_path / "all.parquet"))
+    assert code == 0, err
+    everything = pd.read_parquet(tmp_path / "all.parquet")
+    assert list(everything.columns) == ["arch", "predicted_ms"]
+    assert len(everything) == 15_625 and everything["arch"].is_unique
+    assert np.isfinite(everything["predicted_ms"]).all()
+
+    # --archs FILE predicts the same values as --all for those archs, and matches the loaded predictor.
+    subset = list(everything["arch"].iloc[::997])
+    (tmp_path / "archs.txt").write_text("# a comment\n" + "\n".join(subset) + "\n\n")
+    code, _, err = run(capsys, "predict", "--predictor", str(tmp_path / "pred2"), "--target", "pixel2",
+                       "--archs", str(tmp_path / "archs.txt"), "--out", str(tmp_path / "some.parquet"))
+    assert code == 0, err
+    some = pd.read_parquet(tmp_path / "some.parquet")
+    assert list(some["arch"]) == subset
+    np.testing.assert_array_equal(some["predicted_ms"].to_numpy(), everything.set_index("arch").loc[subset, "predicted_ms"].to_numpy())
+    loaded, _ = registry.load(tmp_path / "pred2")
+    np.testing.assert_array_equal(loaded.predict(subset, "pixel2"), some["predicted_ms"].to_numpy())
+
+
+def test_transfer_uses_exactly_the_targets_rows(capsys, store_dir, tmp_path):
+    pretrain(capsys, store_dir, tmp_path / "pred")
+    assert run(capsys, "transfer", "--predictor", str(tmp_path / "pred"), "--store", str(store_dir),
+               "--target", "pixel2", "--out", str(tmp_path / "pred2"))[0] == 0
+    rows = Store(store_dir).read(device="pixel2", columns=["arch", "latency_ms"]).set_index("arch")["latency_ms"]
+    predictor, manifest = registry.load(tmp_path / "pred2")
+    from trainer.data import snapshot_hash
+
+    assert manifest["data_snapshot"]["targets"]["pixel2"] == snapshot_hash({"pixel2": rows})
+    # The layer-wise fit of pixel2 is the closed form on those 20 rows and nothing else.
+    reference = type(predictor)("nasbench201")
+    reference.transfer("pixel2", rows)
+    assert reference.parameters["pixel2"] == predictor.parameters["pixel2"]
+
+
+def test_evaluate_json_and_plots(capsys, store_dir, tmp_path):
+    code, out, err = run(capsys, "evaluate", "--store", str(store_dir), "--space", "nasbench201",
+                         "--sources", "1080ti_1,pixel3", "--targets", "raspi4,gold_6226", "--samples", "20",
+                         "--seeds", "0,1", "--method", "layerwise", "--json", str(tmp_path / "r.json"),
+                         "--plots", str(tmp_path / "plots"))
+    assert code == 0, err
+    assert "raspi4" in out and "mean" in out
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert set(result["per_target"]) == {"raspi4", "gold_6226"}
+    assert len(result["runs"]) == 4 and all(r["n"] == 280 for r in result["runs"])
+    assert -1.0 <= result["mean"]["spearman"] <= 1.0
+    for name in ("raspi4", "gold_6226"):
+        assert (tmp_path / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_task_preset_names_help_devices(capsys, store_dir, tmp_path):
+    code, _, err = run(capsys, "pretrain", "--store", str(store_dir), "--task", "ND", "--method", "flops",
+                       "--out", str(tmp_path / "p"))
+    # The test store lacks most ND sources: the preset was applied and the unknown device reported.
+    assert code == 2 and "unknown device or target '1080ti_32'" in err
+
+
+@pytest.fixture()
+def predictor_dir(capsys, store_dir, tmp_path) -> Path:
+    pretrain(capsys, store_dir, tmp_path / "pred")
+    return tmp_path / "pred"
+
+
+def _fbnet_only_store(folder: Path) -> Path:
+    Store(folder).append([{
+        "campaign_id": "c", "measured_at": pd.Timestamp.now(tz="UTC"), "source": "test", "device": "pi",
+        "device_kind": "external", "runtime": "external", "search_space": "fbnet", "arch": "x", "batch_size": 1,
+        "input_size": 32, "protocol": "external", "latency_ms": 1.0, "status": "ok", "host": "h", "farm_version": "0",
+    }])
+    return folder
+
+
+def _one_row_target_store(store_dir: Path, folder: Path) -> Path:
+    frame = Store(store_dir).read(device="pixel2").head(1).assign(device="lonely")
+    Store(folder).append(frame)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("unknown device", "unknown device or target 'nokia3310'"),
+        ("empty store", "the store is empty"),
+        ("space mismatch", "the store holds fbnet"),
+        ("too few samples", "needs at least 2"),
+        ("corrupt predictor", "manifest.json: not valid JSON"),
+        ("bad arch line", "line 2"),
+        ("unknown target for predict", "unknown to the predictor"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(capsys, store_dir, predictor_dir, tmp_path, case, expected):
+    out = str(tmp_path / "out")
+    pred = str(predictor_dir)
+    if case == "unknown device":
+        argv = ["transfer", "--predictor", pred, "--store", str(store_dir), "--target", "nokia3310", "--out", out]
+    elif case == "empty store":
+        (tmp_path / "empty").mkdir()
+        argv = ["transfer", "--predictor", pred, "--store", str(tmp_path / "empty"), "--target", "pixel2", "--out", out]
+    elif case == "space mismatch":
+        argv = ["transfer", "--predictor", pred, "--store", str(_fbnet_only_store(tmp_path / "fb")), "--target", "pi", "--out", out]
+    elif case == "too few samples":
+        store = _one_row_target_store(store_dir, tmp_path / "one")
+        argv = ["transfer", "--predictor", pred, "--store", str(store), "--target", "lonely", "--out", out]
+    elif case == "corrupt predictor":
+        (predictor_dir / "manifest.json").write_text("{not json")
+        argv = ["sample", "--predictor", pred, "--n", "3"]
+    elif case == "bad arch line":
+        (tmp_path / "a.txt").write_text("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\n|conv~0|+|\n")
+        argv = ["predict", "--predictor", pred, "--target", "pixel3", "--archs", str(tmp_path / "a.txt"), "--out", out]
+    else:
+        argv = ["predict", "--predictor", pred, "--target", "pixel2", "--all", "--out", out]
+    code, stdout, err = run(capsys, *argv)
+    assert code == 2
+    assert expected in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not Path(out).exists()
+
+
+def test_console_entry_exits_2_without_traceback(store_dir, tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "trainer", "pretrain", "--store", str(store_dir), "--space", "nasbench201",
+         "--sources", "1080ti_1,nokia3310", "--method", "flops", "--out", str(tmp_path / "p")],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.startswith("trainer: error: ") and "nokia3310" in completed.stderr
+    assert "Traceback" not in completed.stderr
