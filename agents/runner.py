@@ -168,31 +168,39 @@ def device_facts() -> dict[str, Any]:
 
 
 def runtime_versions() -> dict[str, str]:
-    """The version of every runtime importable here (imports each: slow, used by ``probe``)."""
+    """The installed version of every runtime here, read from package metadata (no runtime is imported).
+
+    ``cuda`` is added only where a GPU device node exists; then torch is imported to name the GPU.
+    """
+    from importlib.util import find_spec
+
     versions: dict[str, str] = {}
     for module in ("torch", "ai_edge_litert", "tflite_runtime", "executorch"):
         try:
-            imported = __import__(module)
-        except Exception:  # noqa: BLE001 - a broken install is as good as none
+            if find_spec(module) is not None:
+                versions[module] = _dist_version(module)
+        except (ImportError, ValueError):
             continue
-        versions[module] = str(getattr(imported, "__version__", "") or _dist_version(module))
-    try:
-        import torch
+    if "torch" in versions and (glob.glob("/dev/nvidia[0-9]*") or glob.glob("/dev/nvhost-gpu")):
+        try:
+            import torch
 
-        if torch.cuda.is_available():
-            versions["cuda"] = f"{torch.version.cuda} ({torch.cuda.get_device_name(0)})"
-    except Exception:  # noqa: BLE001
-        pass
+            if torch.cuda.is_available():
+                versions["cuda"] = f"{torch.version.cuda} ({torch.cuda.get_device_name(0)})"
+        except Exception:  # noqa: BLE001 - a broken CUDA install is reported as none
+            pass
     return versions
 
 
 def _dist_version(module: str) -> str:
-    try:
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-        return version(module.replace("_", "-"))
-    except Exception:  # noqa: BLE001
-        return "unknown"
+    for name in (module.replace("_", "-"), module):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            continue
+    return "unknown"
 
 
 # --- loading and timing --------------------------------------------------------------------------

@@ -587,6 +587,8 @@ def facts_from_runner(facts: dict[str, Any], versions: dict[str, str], *, taskse
     extra["tools"] = facts.get("tools", {})
     if taskset is not None:
         extra["taskset"] = taskset
+    temperatures = dict(facts.get("thermal_c", {}))
+    extra.update(board_tool_readings(extra["tools"], temperatures, source=f"{facts.get('hostname') or 'device'} output"))
     return DeviceFacts(
         hostname=facts.get("hostname", ""),
         cpu_model=facts.get("cpu_model", ""),
@@ -595,11 +597,46 @@ def facts_from_runner(facts: dict[str, Any], versions: dict[str, str], *, taskse
         frequencies_khz={
             core: int(entry["cur_freq"]) for core, entry in cpufreq.items() if str(entry.get("cur_freq") or "").isdigit()
         },
-        temperatures_c=dict(facts.get("thermal_c", {})),
+        temperatures_c=temperatures,
         free_memory_mb=facts.get("free_memory_mb"),
         runtime_versions=dict(versions),
         extra=extra,
     )
+
+
+def board_tool_readings(tools: dict[str, Any], temperatures_c: dict[str, float], *, source: str) -> dict[str, Any]:
+    """Parse the raw ``vcgencmd`` (Pi) and ``nvpmodel -q`` (Jetson) output the runner captured.
+
+    Returns ``throttled`` (the decoded bit field and its conditions) and ``power_mode``
+    ({name, mode_id}); adds the SoC temperature from ``vcgencmd measure_temp`` to
+    ``temperatures_c``. Output that does not parse is kept in ``tool_errors``, never fatal.
+    """
+    from agents.parsers import nvpmodel, vcgencmd
+    from agents.parsers.common import OutputError
+
+    readings: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for name in ("vcgencmd_get_throttled", "vcgencmd_measure_temp", "nvpmodel_q"):
+        output = tools.get(name)
+        if not output:
+            continue
+        text = f"{output.get('stdout', '')}\n{output.get('stderr', '')}"
+        try:
+            if name == "nvpmodel_q":
+                mode = nvpmodel.parse(text, source=source)
+                readings["power_mode"] = {"name": mode.name, "mode_id": mode.mode_id, "errors": list(mode.errors)}
+                continue
+            parsed = vcgencmd.parse(text, source=source)
+        except OutputError as error:
+            errors[name] = str(error)
+            continue
+        if parsed.throttled is not None:
+            readings["throttled"] = {"raw": hex(parsed.throttled.raw), "conditions": list(parsed.throttled.conditions)}
+        if parsed.temperature_c is not None:
+            temperatures_c["vcgencmd"] = parsed.temperature_c
+    if errors:
+        readings["tool_errors"] = errors
+    return readings
 
 
 def _hottest(zones: Any) -> float | None:
@@ -635,6 +672,7 @@ __all__: Iterable[str] = [
     "SSHSettings",
     "UnknownHostKey",
     "connect",
+    "board_tool_readings",
     "facts_from_runner",
     "parse_runner_output",
 ]
