@@ -6,7 +6,8 @@ Runtimes:
   string (``farm.spaces.get(space).build``; injectable as ``model_loader``).
 * ``torchscript`` - ``artifact.path`` loaded with ``torch.jit.load``, or with the
   lite interpreter (``torch.jit.mobile._load_for_lite_interpreter``) for ``.ptl`` files.
-* ``tflite`` - ``ai_edge_litert.interpreter.Interpreter`` (the ``tflite`` extra), CPU only.
+* ``tflite`` - ``ai_edge_litert.interpreter.Interpreter`` (the ``tflite`` extra; ``tflite_runtime``
+  where only that is installed), CPU only.
 * ``executorch`` - ``executorch.runtime`` (the ``executorch`` extra), CPU only.
 
 CPU runs are timed with ``time.perf_counter_ns`` around each inference. CUDA runs
@@ -36,6 +37,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.metadata
 import os
 import platform as platform_module
@@ -43,7 +45,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import torch
 
@@ -347,15 +349,12 @@ def _load_torchscript(agent: LocalAgent, artifact: Artifact) -> _Loaded:
 
 def _load_tflite(agent: LocalAgent, artifact: Artifact) -> _Loaded:
     path = _require_path(artifact)
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError as exc:
-        raise ArtifactRejected(
-            f"{_describe(artifact)}: the TFLite runtime is not installed; pip install 'latfarm[tflite]'"
-        ) from exc
+    interpreter_class = _runtime_symbol(
+        artifact, "TFLite", "tflite", ("ai_edge_litert.interpreter", "tflite_runtime.interpreter"), "Interpreter"
+    )
     import numpy as np
 
-    interpreter = Interpreter(model_path=path, num_threads=agent.threads)
+    interpreter = interpreter_class(model_path=path, num_threads=agent.threads)
     interpreter.allocate_tensors()
     rng = np.random.default_rng(0)
     for detail in interpreter.get_input_details():
@@ -367,16 +366,20 @@ def _load_tflite(agent: LocalAgent, artifact: Artifact) -> _Loaded:
 
 def _load_executorch(agent: LocalAgent, artifact: Artifact) -> _Loaded:
     path = _require_path(artifact)
-    try:
-        from executorch.runtime import Runtime
-    except ImportError as exc:
-        raise ArtifactRejected(
-            f"{_describe(artifact)}: the ExecuTorch runtime is not installed; pip install 'latfarm[executorch]'"
-        ) from exc
-    program = Runtime.get().load_program(Path(path))
-    method = program.load_method("forward")
+    runtime_class = _runtime_symbol(artifact, "ExecuTorch", "executorch", ("executorch.runtime",), "Runtime")
+    method = runtime_class.get().load_program(Path(path)).load_method("forward")
     inputs = [torch.randn(_input_shape(artifact))]
     return _Loaded(lambda: method.execute(inputs), "executorch")
+
+
+def _runtime_symbol(artifact: Artifact, label: str, extra: str, modules: Sequence[str], symbol: str) -> Any:
+    """``symbol`` from the first importable of ``modules``; :class:`ArtifactRejected` if none is installed."""
+    for module in modules:
+        try:
+            return getattr(importlib.import_module(module), symbol)
+        except ImportError:
+            continue
+    raise ArtifactRejected(f"{_describe(artifact)}: the {label} runtime is not installed; pip install 'latfarm[{extra}]'")
 
 
 _RUNTIME_LOADERS: dict[str, Callable[[LocalAgent, Artifact], _Loaded]] = {

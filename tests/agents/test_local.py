@@ -292,3 +292,17 @@ def test_cuda_device_without_a_gpu_is_unavailable() -> None:
     agent = LocalAgent.from_device(Device(name="gpu0", kind="cuda"), campaign_id="t")
     with pytest.raises(DeviceUnavailable, match="CUDA is not available"):
         agent.prepare(toy())
+
+
+def test_missing_runtime_package_is_a_clear_rejection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the ExecuTorch/TFLite packages the artifact is refused with the extra to install."""
+    import sys
+
+    path = tmp_path / "model.pte"
+    path.write_bytes(b"\0")
+    for module in ("executorch.runtime", "ai_edge_litert.interpreter", "tflite_runtime.interpreter"):
+        monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
+    with pytest.raises(ArtifactRejected, match=r"ExecuTorch runtime is not installed; pip install 'latfarm\[executorch\]'"):
+        LocalAgent().prepare(toy(str(path), runtime="executorch"))
+    with pytest.raises(ArtifactRejected, match=r"TFLite runtime is not installed; pip install 'latfarm\[tflite\]'"):
+        LocalAgent().prepare(toy(str(path), runtime="tflite"))
