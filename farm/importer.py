@@ -8,7 +8,8 @@ DESIGN.md) that says honestly what is known about it:
 - ``device_kind = 'external'``, ``runtime = 'external'``, ``protocol = 'external'``:
   the farm neither reached the device nor ran the protocol;
 - ``batch_size``: the file's ``batch_size`` column if it has one, else the
-  trailing ``_<int>`` of the device name (``1080ti_32`` -> 32), else 1;
+  trailing ``_<int>`` of the device name (``1080ti_32`` -> 32), else 1; a
+  trailing number above 1024 is a CPU model number (``gold_6226``) and gives 1;
 - ``input_size``: the file's column if present, else the space's default input size;
 - ``measured_at``: the file's column if present; otherwise the time of the
   import, because the original measurement time is unknown. For imported rows
@@ -26,8 +27,8 @@ Arch strings are checked against the search space (first bad one reported
 with its row) and stored in canonical form.
 
 Example:
-    >>> batch_size_from_device("1080ti_32"), batch_size_from_device("pixel2")
-    (32, 1)
+    >>> batch_size_from_device("1080ti_32"), batch_size_from_device("pixel2"), batch_size_from_device("gold_6226")
+    (32, 1, 1)
 """
 
 from __future__ import annotations
@@ -54,10 +55,18 @@ FIXED = {"device_kind": "external", "runtime": "external", "protocol": "external
 _SUFFIX = re.compile(r"_(\d+)$")
 
 
+#: A larger trailing number is a model number, not a batch size (HELP's ``gold_6226``, ``silver_4114``).
+MAX_BATCH_FROM_NAME = 1024
+
+
 def batch_size_from_device(device: str) -> int:
-    """The trailing ``_<int>`` of a device name (HELP's convention for GPU batch sizes), else 1."""
+    """The trailing ``_<int>`` of a device name (HELP's convention for GPU batch sizes), else 1.
+
+    Numbers above :data:`MAX_BATCH_FROM_NAME` are CPU model numbers (``gold_6226``) and give 1.
+    """
     match = _SUFFIX.search(device)
-    return int(match.group(1)) if match else 1
+    value = int(match.group(1)) if match else 1
+    return value if 1 <= value <= MAX_BATCH_FROM_NAME else 1
 
 
 def file_sha256(path: Path) -> str:
@@ -182,7 +191,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("file", metavar="FILE", type=Path, help="Parquet table to import")
     parser.add_argument("--store", required=True, type=Path, metavar="DIR", help="farm store directory")
     parser.add_argument("--source", default=None, metavar="NAME", help="value of the source column (default: the file name)")
-    parser.set_defaults(handler=run_import, func=run_import)
+    parser.set_defaults(handler=run_import)
     return parser
 
 
@@ -196,4 +205,4 @@ def run_import(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["FIXED", "REQUIRED_COLUMNS", "batch_size_from_device", "import_table", "register", "run_import"]
+__all__ = ["FIXED", "MAX_BATCH_FROM_NAME", "REQUIRED_COLUMNS", "batch_size_from_device", "import_table", "register", "run_import"]
