@@ -320,10 +320,10 @@ class ADBAgent(Agent):
                 exceptions.InvalidResponseError) as error:
             raise self._lost(what, error) from None
 
-    def shell(self, command: str, *, timeout_s: float | None = None) -> ShellResult:
+    def shell(self, command: str, *, timeout_s: float | None = None, what: str | None = None) -> ShellResult:
         """Run ``command`` (already quoted) in the phone's shell; return its output and exit status."""
         timeout = timeout_s or self.settings.command_timeout_s
-        text = self._call(command.split(" ", 1)[0], lambda device: device.shell(
+        text = self._call(what or f"`{command[:60]}`", lambda device: device.shell(
             f"{command}; echo {RC_MARKER}$?", transport_timeout_s=timeout, read_timeout_s=timeout, timeout_s=timeout))
         body, marker, status = text.rpartition(RC_MARKER)
         if not marker or not status.strip().isdigit():
@@ -529,9 +529,9 @@ class ADBAgent(Agent):
         argv = [binary, f"{model_flag}={remote}", *flags]
         pin = ["taskset", self.settings.cpu_mask] if self.settings.cpu_mask else []
         command = f"cd {shlex.quote(self.settings.remote_dir)} && {shlex.join(pin + argv)}"
-        result = self.shell(command)
-        self.last_run["invocations"] = self.last_run.get("invocations", 0) + 1
         tool = _TOOL_OF_RUNTIME[artifact.runtime]
+        result = self.shell(command, what=f"the {tool} run of {artifact.arch}")
+        self.last_run["invocations"] = self.last_run.get("invocations", 0) + 1
         if result.status in (126, 127):
             self._checked_binaries.pop(artifact.runtime, None)
             raise BenchmarkBinaryMissing(f"device {self.settings.name!r}: {binary} cannot be executed "
