@@ -83,17 +83,8 @@ def build_eager_model(artifact: Artifact) -> torch.nn.Module:
 
 
 @dataclass
-class _HygieneSettings:
-    affinity: list[int] | None = None
-    cooldown_s: float = 0.0
-    max_temperature_c: float | None = None
-    cooldown_timeout_s: float = 300.0
-
-
-@dataclass
 class _Loaded:
     inference: Inference
-    runtime: str
     details: dict[str, object] = field(default_factory=dict)
 
 
@@ -132,7 +123,11 @@ class LocalAgent(BurstAgent):
         self.kind = kind
         self.threads = threads
         self.runtimes = tuple(runtimes) if runtimes is not None else None
-        self.hygiene = _HygieneSettings(**hygiene.model_dump()) if hygiene is not None else _HygieneSettings()
+        if hygiene is None:
+            from farm.inventory import Hygiene
+
+            hygiene = Hygiene()
+        self.hygiene = hygiene
         self.cuda_index = cuda_index
         self.model_loader = model_loader or build_eager_model
         self.host_root = Path(host_root)
@@ -187,6 +182,7 @@ class LocalAgent(BurstAgent):
                 "kind": self.kind,
                 "threads": self.threads,
                 "affinity": sorted(os.sched_getaffinity(0)),
+                "campaign_id": self.campaign_id,
                 "python": platform_module.python_version(),
             }
         )
@@ -329,7 +325,7 @@ def _input_shape(artifact: Artifact) -> tuple[int, int, int, int]:
 def _load_torch(agent: LocalAgent, artifact: Artifact) -> _Loaded:
     model = agent.model_loader(artifact).eval().to(agent.torch_device)
     example = torch.randn(_input_shape(artifact), device=agent.torch_device)
-    return _Loaded(lambda: model(example), "torch")
+    return _Loaded(lambda: model(example))
 
 
 def _load_torchscript(agent: LocalAgent, artifact: Artifact) -> _Loaded:
@@ -341,10 +337,10 @@ def _load_torchscript(agent: LocalAgent, artifact: Artifact) -> _Loaded:
 
         module = _load_for_lite_interpreter(path)
         example = torch.randn(_input_shape(artifact))
-        return _Loaded(lambda: module.forward(example), "torchscript", {"lite": True})
+        return _Loaded(lambda: module.forward(example), {"lite": True})
     module = torch.jit.load(path, map_location=agent.torch_device).eval()
     example = torch.randn(_input_shape(artifact), device=agent.torch_device)
-    return _Loaded(lambda: module(example), "torchscript", {"lite": False})
+    return _Loaded(lambda: module(example), {"lite": False})
 
 
 def _load_tflite(agent: LocalAgent, artifact: Artifact) -> _Loaded:
@@ -361,7 +357,7 @@ def _load_tflite(agent: LocalAgent, artifact: Artifact) -> _Loaded:
         shape, dtype = tuple(int(d) for d in detail["shape"]), np.dtype(detail["dtype"])
         value = rng.standard_normal(shape).astype(dtype) if dtype.kind == "f" else np.zeros(shape, dtype)
         interpreter.set_tensor(detail["index"], value)
-    return _Loaded(interpreter.invoke, "tflite")
+    return _Loaded(interpreter.invoke)
 
 
 def _load_executorch(agent: LocalAgent, artifact: Artifact) -> _Loaded:
@@ -369,7 +365,7 @@ def _load_executorch(agent: LocalAgent, artifact: Artifact) -> _Loaded:
     runtime_class = _runtime_symbol(artifact, "ExecuTorch", "executorch", ("executorch.runtime",), "Runtime")
     method = runtime_class.get().load_program(Path(path)).load_method("forward")
     inputs = [torch.randn(_input_shape(artifact))]
-    return _Loaded(lambda: method.execute(inputs), "executorch")
+    return _Loaded(lambda: method.execute(inputs))
 
 
 def _runtime_symbol(artifact: Artifact, label: str, extra: str, modules: Sequence[str], symbol: str) -> Any:

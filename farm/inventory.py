@@ -51,8 +51,8 @@ ProtocolName = Literal["interleaved", "help", "latbench"]
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
-#: The connection section each kind needs (cuda's is optional: index 0 by default).
-CONNECTION_SECTION: dict[str, str] = {"ssh": "ssh", "adb": "adb", "replay": "replay", "cuda": "cuda"}
+#: Connection sections, each named after the only kind that uses it (cuda's is optional: index 0).
+CONNECTION_SECTIONS: tuple[str, ...] = ("ssh", "adb", "replay", "cuda")
 _REQUIRED_SECTION = {"ssh", "adb", "replay"}
 _SECTION_HELP = {
     "ssh": "an `ssh:` section with host and user",
@@ -222,7 +222,7 @@ class Device(_Model):
 
     @model_validator(mode="after")
     def _connection_matches_kind(self) -> "Device":
-        for section in CONNECTION_SECTION.values():
+        for section in CONNECTION_SECTIONS:
             if getattr(self, section) is not None and self.kind != section:
                 raise _FieldProblem(
                     section, f"only used with kind {section}, but kind is {self.kind}; remove it or set kind: {section}"

@@ -58,7 +58,6 @@ __all__ = [
     "Summary",
     "make",
     "measure_batch",
-    "summary_fields",
     "quartile_mean",
     "trimmed",
 ]
@@ -399,8 +398,3 @@ def _measure(agent: Agent, artifacts: list[Artifact], protocol: Protocol, seed: 
 def _check(protocol: str, parameter: str, value: Any, *, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ProtocolError(f"protocol {protocol}: {parameter} must be an integer >= {minimum}; got {value!r}")
-
-
-def summary_fields(summary: Summary, protocol: Protocol) -> dict[str, Any]:
-    """Store columns for one measured arch: protocol parameters, summary, status."""
-    return {**protocol.row_fields(), **summary.row_fields(), "status": summary.status}

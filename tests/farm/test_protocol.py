@@ -20,7 +20,6 @@ from farm.protocol import (
     make,
     measure_batch,
     quartile_mean,
-    summary_fields,
     trimmed,
 )
 from farm.store import SCHEMA
@@ -130,9 +129,8 @@ def test_summary_statistics() -> None:
     kept = np.array([2.0, 3.0, 4.0])
     assert summary.cv == pytest.approx(kept.std(ddof=1) / kept.mean())
     assert summary.samples_ms == samples
-    fields = summary_fields(summary, HelpProtocol(trim=0.2))
-    assert fields["status"] == "ok" and fields["latency_ms"] == pytest.approx(3.0)
-    assert set(fields) <= set(SCHEMA.names)
+    assert summary.status == "ok" and summary.latency_ms == pytest.approx(3.0)
+    assert set(summary.row_fields()) <= set(SCHEMA.names)
 
 
 @pytest.mark.parametrize("bad", [[], [1.0, math.nan], [1.0, -2.0], [math.inf]])
