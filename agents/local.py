@@ -79,7 +79,7 @@ def build_eager_model(artifact: Artifact) -> torch.nn.Module:
     """The eval-mode model of ``artifact.arch`` from its search space in ``farm.spaces``."""
     from farm import spaces
 
-    return spaces.get(artifact.search_space).build(artifact.arch, input_size=artifact.input_size).eval()
+    return spaces.get(artifact.search_space).build(artifact.arch, input_size=artifact.input_size or None).eval()
 
 
 @dataclass
@@ -101,6 +101,7 @@ class LocalAgent(BurstAgent):
         model_loader: builds eager models; :func:`build_eager_model` by default.
         host_root: where ``/proc`` and ``/sys`` are read from (``/``; a folder in tests).
         sleep: the sleep function used while cooling down (injectable for tests).
+        campaign_id: recorded in the probed facts.
     """
 
     def __init__(
