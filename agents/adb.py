@@ -79,7 +79,6 @@ from agents.parsers import cpuinfo, dumpsys_battery, executor_runner, getprop, g
 from agents.parsers import speed_benchmark_torch, tflite_benchmark
 from agents.parsers.adb_errors import DeviceNotFound, DeviceOffline, DeviceUnauthorized
 from agents.parsers.common import OutputError
-from agents.parsers.jetson_clocks import parse_cpu_list
 
 if TYPE_CHECKING:
     from adb_shell.adb_device import AdbDevice
@@ -369,7 +368,7 @@ class ADBAgent(Agent):
         properties = getprop.parse(self.shell("getprop").output, source=f"{name} getprop")
         cpu = cpuinfo.parse(self.shell("cat /proc/cpuinfo").output, source=f"{name} /proc/cpuinfo")
         online = self.shell("cat /sys/devices/system/cpu/online")
-        cores = len(parse_cpu_list(online.output)) if online.status == 0 else cpu.cores
+        cores = len(cpuinfo.parse_cpu_list(online.output)) if online.status == 0 else cpu.cores
         try:
             freqs = governor.parse_table(self.shell(governor.CPUFREQ_READ_COMMAND).output, source=f"{name} cpufreq")
         except OutputError:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from agents.parsers.common import UnparsableOutput
 
-__all__ = ["CpuInfo", "parse"]
+__all__ = ["CpuInfo", "parse", "parse_cpu_list"]
 
 TOOL = "cpuinfo"
 
@@ -93,3 +93,19 @@ def _core_name(block: dict[str, str]) -> str:
     except (KeyError, ValueError):
         return block.get("model name", "unknown")
     return ARM_PARTS.get(key, f"implementer {block['CPU implementer']} part {block['CPU part']}")
+
+
+def parse_cpu_list(text: str) -> list[int]:
+    """``0-3,5`` -> ``[0, 1, 2, 3, 5]`` (the kernel's CPU list format).
+
+    Example:
+        >>> parse_cpu_list("0-2,4")
+        [0, 1, 2, 4]
+    """
+    cpus: list[int] = []
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        low, _, high = part.partition("-")
+        cpus.extend(range(int(low), int(high or low) + 1))
+    return cpus

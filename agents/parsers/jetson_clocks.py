@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 from agents.parsers.common import UnparsableOutput
+from agents.parsers.cpuinfo import parse_cpu_list
 
 __all__ = ["ClockRange", "CpuClock", "JetsonClocks", "parse_cpu_list", "parse_show"]
 
@@ -68,22 +69,6 @@ class JetsonClocks:
     fan: dict[str, str]
     active_gpu_tpcs: int | None
     warnings: list[str]
-
-
-def parse_cpu_list(text: str) -> list[int]:
-    """``0-3,5`` -> ``[0, 1, 2, 3, 5]`` (the kernel's CPU list format).
-
-    Example:
-        >>> parse_cpu_list("0-2,4")
-        [0, 1, 2, 4]
-    """
-    cpus: list[int] = []
-    for part in text.strip().split(","):
-        if not part:
-            continue
-        low, _, high = part.partition("-")
-        cpus.extend(range(int(low), int(high or low) + 1))
-    return cpus
 
 
 def parse_show(text: str, *, source: str = "output") -> JetsonClocks:

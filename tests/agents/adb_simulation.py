@@ -434,27 +434,23 @@ class _Shell:
         self.cwd = target
         return _Result()
 
-    def _cmd_cat(self, args: list[str]) -> _Result:
+    def _per_file(self, command: str, args: list[str], render: Callable[[str, bytes], bytes]) -> _Result:
         result = _Result()
         for path in args:
             data = self._read(path)
             if data is None:
-                result.err += f"cat: {path}: No such file or directory\n".encode()
+                result.err += f"{command}: {path}: No such file or directory\n".encode()
                 result.rc = 1
             else:
-                result.out += data
+                result.out += render(path, data)
         return result
 
+    def _cmd_cat(self, args: list[str]) -> _Result:
+        return self._per_file("cat", args, lambda path, data: data)
+
     def _cmd_sha256sum(self, args: list[str]) -> _Result:
-        result = _Result()
-        for path in args:
-            data = self._read(path)
-            if data is None:
-                result.err += f"sha256sum: {path}: No such file or directory\n".encode()
-                result.rc = 1
-            else:
-                result.out += f"{hashlib.sha256(data).hexdigest()}  {path}\n".encode()
-        return result
+        return self._per_file("sha256sum", args,
+                              lambda path, data: f"{hashlib.sha256(data).hexdigest()}  {path}\n".encode())
 
     def _writable(self, command: str, path: str) -> Path | _Result:
         host = self._sandbox(path)
