@@ -1,0 +1,340 @@
+"""MultiPredict transfer learning: one predictor f(arch, hardware) for many devices.
+
+Akhauri & Abdelfattah, "Multi-Predict: Few Shot Predictors For Efficient
+Neural Architecture Search", AutoML 2023.
+
+.. math::
+    \\hat y(a, d) = \\mathrm{head}\\big([\\,\\mathrm{enc}(a) \\,\\|\\, E_d\\,]\\big)
+
+``enc`` is a GCN (3 layers of 200, read out at the global node) over the
+``farm.spaces`` graph for NAS-Bench-201 and an MLP (3 layers of 100) over the
+one-hot encoding for FBNet/OFA; ``E`` is a learnable hardware-embedding table
+with one row (dimension 8) per source device; the head is an MLP (200 x3 for
+the GCN, 1000 x2 "interaction" layers for the MLP encoder).
+
+* ``pretrain``: all (arch, source) pairs, each source's latency min-max scaled
+  on its own training archs; AdamW lr 4e-4, weight decay 5e-4, batch 128,
+  250 epochs.
+* ``transfer``: the target gets a new row of ``E``, initialised from the source
+  whose latencies correlate best (Spearman) with the target's few samples on the
+  same archs, then the whole network is fine-tuned on those samples with a fresh
+  AdamW at lr 1e-3 for 50 epochs. The source latencies on the sample archs are
+  the pre-trained predictor's own predictions for each source row: the target's
+  archs need not have been measured on the sources, and no source data has to be
+  shipped with the predictor. Each target keeps its own fine-tuned copy, so
+  transferring to one target never changes predictions for another.
+
+Options beyond the paper (all off by default, see ``MultiPredictConfig``):
+log-latency scaling, a pairwise hinge rank loss, a correlation-weighted row
+initialisation, and fine-tuning only the hardware row and head.
+
+Example:
+    >>> MultiPredict("fbnet").encoder_kind
+    'mlp'
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Literal, Mapping, Sequence, Union
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+from torch import nn
+
+from farm.errors import UserError
+from trainer.models import arch_inputs
+from trainer.models.base import Predictor
+from trainer.models.layers import MLP, GraphEncoder, HardwareEmbedding
+from trainer.models.target_scaler import ScalerKind, TargetScaler
+from trainer.models.training import (
+    FitConfig,
+    config_from_hyper,
+    fit,
+    in_config_threads,
+    predict_in_chunks,
+    regression_loss,
+)
+
+ArchInputs = Union[arch_inputs.GraphBatch, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class MultiPredictConfig:
+    """Hyper-parameters; defaults are the paper's (MultiPredict, AutoML 2023)."""
+
+    #: ``auto``: GCN for nasbench201, MLP over the one-hot encoding otherwise.
+    encoder: Literal["auto", "gcn", "mlp"] = "auto"
+    gcn_hidden: tuple[int, ...] = (200, 200, 200)
+    gcn_head: tuple[int, ...] = (200, 200, 200)
+    mlp_hidden: tuple[int, ...] = (100, 100, 100)
+    mlp_head: tuple[int, ...] = (1000, 1000)
+    hw_dim: int = 8
+    dropout: float = 0.0
+    source_lr: float = 4e-4
+    target_lr: float = 1e-3
+    weight_decay: float = 5e-4
+    batch_size: int = 128
+    source_epochs: int = 250
+    target_epochs: int = 50
+    scaler: ScalerKind = "minmax"
+    #: ``best``: copy the best-correlated source row (paper); ``softmax``: softmax(rho / T)-weighted mix of rows.
+    init: Literal["best", "softmax"] = "best"
+    init_temperature: float = 0.02
+    #: ``all`` (paper) or ``embedding_head``: the encoder stays as pre-trained.
+    finetune: Literal["all", "embedding_head"] = "all"
+    rank_weight: float = 0.0
+    #: Intra-op threads while training and predicting (small tensors: 1 is fastest).
+    threads: int = 1
+    #: Shorthand (``trainer --epochs N``): caps both ``source_epochs`` and ``target_epochs`` at N.
+    epochs: int | None = None
+
+    @property
+    def pretrain_epochs(self) -> int:
+        return self.source_epochs if self.epochs is None else min(self.source_epochs, self.epochs)
+
+    @property
+    def transfer_epochs(self) -> int:
+        return self.target_epochs if self.epochs is None else min(self.target_epochs, self.epochs)
+
+
+class MultiPredictNet(nn.Module):
+    """Arch encoder + hardware-embedding table + MLP head."""
+
+    def __init__(self, encoder_kind: str, in_channels: int, num_devices: int, cfg: MultiPredictConfig) -> None:
+        super().__init__()
+        if encoder_kind == "gcn":
+            self.encoder: nn.Module = GraphEncoder(in_channels, cfg.gcn_hidden, dropout=cfg.dropout)
+            head = cfg.gcn_head
+        else:
+            self.encoder = MLP(in_channels, cfg.mlp_hidden, dropout=cfg.dropout)
+            head = cfg.mlp_head
+        self.hardware = HardwareEmbedding(num_devices, cfg.hw_dim)
+        self.head = MLP(self.encoder.out_channels + cfg.hw_dim, head, 1, dropout=cfg.dropout)
+
+    def encode(self, inputs: ArchInputs) -> torch.Tensor:
+        """[B, hidden] embedding of each arch."""
+        if isinstance(inputs, arch_inputs.GraphBatch):
+            return self.encoder(inputs.x, inputs.adj, inputs.readout)
+        return self.encoder(inputs)
+
+    def score(self, encoded: torch.Tensor, device_index: torch.Tensor) -> torch.Tensor:
+        """Scaled latency from arch embeddings and device rows."""
+        return self.head(torch.cat([encoded, self.hardware(device_index)], dim=-1)).squeeze(-1)
+
+    def forward(self, inputs: ArchInputs, device_index: torch.Tensor) -> torch.Tensor:
+        return self.score(self.encode(inputs), device_index)
+
+
+def _take(inputs: ArchInputs, idx: torch.Tensor | slice) -> ArchInputs:
+    return inputs.index(idx) if isinstance(inputs, arch_inputs.GraphBatch) else inputs[idx]
+
+
+def rank_correlations(candidates: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Spearman rho of each row of ``candidates`` [S, n] with ``observed`` [n]; undefined (constant) -> -1."""
+    rhos = []
+    for row in candidates:
+        rho = stats.spearmanr(row, observed).statistic if np.ptp(row) > 0 and np.ptp(observed) > 0 else np.nan
+        rhos.append(-1.0 if np.isnan(rho) else float(rho))
+    return np.asarray(rhos)
+
+
+def init_weights(rhos: np.ndarray, mode: str, temperature: float) -> np.ndarray:
+    """Convex weights over source rows: one-hot on the best rho, or softmax(rho / temperature)."""
+    if mode == "best":
+        weights = np.zeros_like(rhos)
+        weights[int(np.argmax(rhos))] = 1.0
+        return weights
+    if mode == "softmax":
+        logits = (rhos - rhos.max()) / temperature
+        return np.exp(logits) / np.exp(logits).sum()
+    raise ValueError(f"unknown init {mode!r}; use best or softmax")
+
+
+class MultiPredict(Predictor):
+    """Multi-device predictor with a hardware-embedding table, transferred by row initialisation + fine-tuning."""
+
+    method: ClassVar[str] = "multipredict"
+    uses_sources: ClassVar[bool] = True
+    min_target_samples: ClassVar[int] = 3
+
+    def __init__(self, space: str, seed: int = 0, **hyper: Any) -> None:
+        super().__init__(space, seed, **hyper)
+        encoder = self.config.encoder
+        self.encoder_kind = ("gcn" if space == "nasbench201" else "mlp") if encoder == "auto" else encoder
+        self.in_channels: int | None = None
+        self.base: MultiPredictNet | None = None
+        self.source_scalers: dict[str, TargetScaler] = {}
+        self.tuned: dict[str, MultiPredictNet] = {}
+        self.target_scalers: dict[str, TargetScaler] = {}
+        self.transfer_info: dict[str, dict[str, Any]] = {}
+
+    @property
+    def config(self) -> MultiPredictConfig:
+        """The hyper-parameters in ``self.hyper`` (the CLI may update them before ``transfer``)."""
+        return config_from_hyper(MultiPredictConfig, self.hyper, self.method)
+
+    @property
+    def scalers(self) -> dict[str, TargetScaler]:
+        """Per-target latency scaling of every source and transferred target (written to the manifest)."""
+        return {**self.source_scalers, **self.target_scalers}
+
+    # -- inputs ---------------------------------------------------------------------------
+    def _inputs(self, archs: Sequence[str]) -> ArchInputs:
+        if self.encoder_kind == "gcn":
+            if self.in_channels is None:
+                self.in_channels = arch_inputs.num_node_types(self.space)
+            return arch_inputs.graph_batch(self.space, archs, self.in_channels)
+        onehot = arch_inputs.onehot_batch(self.space, archs)
+        self.in_channels = onehot.shape[1] if self.in_channels is None else self.in_channels
+        return onehot
+
+    def _net(self, num_devices: int) -> MultiPredictNet:
+        assert self.in_channels is not None
+        return MultiPredictNet(self.encoder_kind, self.in_channels, num_devices, self.config)
+
+    # -- training -------------------------------------------------------------------------
+    @in_config_threads
+    def pretrain(self, sources: Mapping[str, pd.Series]) -> None:
+        """Learn f(arch, source) from every (arch, source) pair of ``sources`` (name -> arch -> ms)."""
+        if len(sources) < 1:
+            raise UserError("multipredict needs at least one source target to pre-train on")
+        cfg = self.config
+        names = list(sources)
+        self.source_scalers = {name: TargetScaler.fit(sources[name].to_numpy(), cfg.scaler) for name in names}
+        archs = list(dict.fromkeys(a for name in names for a in sources[name].index))
+        # [archs, sources] matrix of scaled latency; NaN where a source did not measure an arch.
+        frame = pd.DataFrame({n: pd.Series(self.source_scalers[n].transform(sources[n].to_numpy()), sources[n].index) for n in names})
+        y = torch.tensor(frame.reindex(archs).to_numpy(), dtype=torch.float32)
+        measured = ~torch.isnan(y)
+        inputs = self._inputs(archs)
+        # A step draws batch_size / #sources archs with all their source latencies: about batch_size
+        # (arch, source) pairs as in the paper, but each arch is encoded once per step, not once per pair.
+        archs_per_step = max(1, round(cfg.batch_size / len(names)))
+        fit_cfg = FitConfig(
+            lr=cfg.source_lr, weight_decay=cfg.weight_decay, batch_size=archs_per_step, epochs=cfg.pretrain_epochs,
+            rank_weight=cfg.rank_weight, seed=self.seed,
+        )
+        all_devices = torch.arange(len(names))
+        with torch.random.fork_rng():
+            torch.manual_seed(self.seed)
+            net = self._net(len(names))
+
+            def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+                encoded = net.encode(_take(inputs, idx))
+                devices = all_devices.repeat(len(idx))
+                pred = net.score(encoded.repeat_interleave(len(names), 0), devices)
+                mask = measured[idx].reshape(-1)
+                return regression_loss(pred[mask], y[idx].reshape(-1)[mask], fit_cfg, groups=devices[mask])
+
+            fit(net, batch_loss, len(archs), fit_cfg, desc="multipredict pretrain")
+        self.base = net.eval()
+        self.tuned, self.target_scalers, self.transfer_info = {}, {}, {}
+
+    @in_config_threads
+    def source_predictions(self, archs: Sequence[str]) -> np.ndarray:
+        """[S, n] scaled predictions of the pre-trained net for every source row."""
+        if self.base is None:
+            raise UserError("multipredict is not pre-trained; run pretrain (trainer pretrain) first")
+        inputs = self._inputs(list(archs))
+        with torch.no_grad():
+            encoded = self.base.encode(inputs)
+            return np.stack([
+                self.base.score(encoded, torch.full((len(archs),), d)).double().numpy()
+                for d in range(len(self.source_scalers))
+            ])
+
+    @in_config_threads
+    def transfer(self, target: str, samples: pd.Series) -> None:
+        """Add ``target`` from its few ``samples`` (arch -> ms): initialise its row, then fine-tune a copy."""
+        if len(samples) < self.min_target_samples:
+            raise UserError(
+                f"multipredict needs at least {self.min_target_samples} samples of {target!r}, got {len(samples)}"
+            )
+        cfg = self.config
+        archs = list(samples.index)
+        rhos = rank_correlations(self.source_predictions(archs), samples.to_numpy())
+        weights = init_weights(rhos, cfg.init, cfg.init_temperature)
+        scaler = TargetScaler.fit(samples.to_numpy(), cfg.scaler)
+        y = torch.tensor(scaler.transform(samples.to_numpy()), dtype=torch.float32)
+        inputs = self._inputs(archs)
+        assert self.base is not None
+        net = copy.deepcopy(self.base)
+        row = net.hardware.add_row(torch.from_numpy(weights))
+        params = list(net.parameters()) if cfg.finetune == "all" else [*net.hardware.parameters(), *net.head.parameters()]
+        fit_cfg = FitConfig(
+            lr=cfg.target_lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, epochs=cfg.transfer_epochs,
+            rank_weight=cfg.rank_weight, seed=self.seed,
+        )
+        rows = torch.full((len(archs),), row)
+        with torch.random.fork_rng():
+            torch.manual_seed(self.seed)
+            fit(net, lambda idx: regression_loss(net(_take(inputs, idx), rows[idx]), y[idx], fit_cfg),
+                len(archs), fit_cfg, parameters=params)
+        names = list(self.source_scalers)
+        self.tuned[target], self.target_scalers[target] = net.eval(), scaler
+        self.transfer_info[target] = {
+            "samples": len(samples),
+            "init_source": names[int(np.argmax(rhos))],
+            "source_spearman": dict(zip(names, rhos.round(4).tolist())),
+            "init_weights": dict(zip(names, weights.round(4).tolist())),
+        }
+
+    # -- inference ------------------------------------------------------------------------
+    @in_config_threads
+    def predict(self, archs: Sequence[str], target: str) -> np.ndarray:
+        """Latency in ms of each arch on a source or transferred target."""
+        if target in self.tuned:
+            net, row, scaler = self.tuned[target], len(self.source_scalers), self.target_scalers[target]
+        elif target in self.source_scalers and self.base is not None:
+            net, row, scaler = self.base, list(self.source_scalers).index(target), self.source_scalers[target]
+        else:
+            raise UserError(f"multipredict knows no target {target!r}; known: {', '.join(self.targets()) or 'none'}")
+        inputs = self._inputs(list(archs))
+        rows = torch.full((len(archs),), row)
+        scaled = predict_in_chunks(lambda part: net(_take(inputs, part), rows[part]), len(archs))
+        return scaler.inverse(scaled)
+
+    def targets(self) -> list[str]:
+        return [*self.source_scalers, *self.tuned]
+
+    # -- persistence ----------------------------------------------------------------------
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors: dict[str, torch.Tensor] = {}
+        nets = ([("base", self.base)] if self.base is not None else []) + [
+            (f"target{i}", net) for i, net in enumerate(self.tuned.values())
+        ]
+        for prefix, net in nets:
+            tensors.update({f"{prefix}.{k}": v.detach().clone() for k, v in net.state_dict().items()})
+        config = {
+            "method": self.method, "space": self.space, "seed": self.seed, "hyper": asdict(self.config),
+            "encoder_kind": self.encoder_kind, "in_channels": self.in_channels, "pretrained": self.base is not None,
+            "sources": [{"name": n, "scaler": s.to_json()} for n, s in self.source_scalers.items()],
+            "targets": [
+                {"name": t, "scaler": self.target_scalers[t].to_json(), "transfer": self.transfer_info.get(t, {})}
+                for t in self.tuned
+            ],
+        }
+        return tensors, config
+
+    @classmethod
+    def from_state(cls, tensors: Mapping[str, torch.Tensor], config: Mapping[str, Any]) -> "MultiPredict":
+        model = cls(config["space"], seed=config["seed"], **config["hyper"])
+        model.encoder_kind, model.in_channels = config["encoder_kind"], config["in_channels"]
+        model.source_scalers = {s["name"]: TargetScaler.from_json(s["scaler"]) for s in config["sources"]}
+
+        def load(prefix: str, num_devices: int) -> MultiPredictNet:
+            net = model._net(num_devices)
+            net.load_state_dict({k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
+            return net.eval()
+
+        if config["pretrained"]:
+            model.base = load("base", len(model.source_scalers))
+        for i, entry in enumerate(config["targets"]):
+            model.tuned[entry["name"]] = load(f"target{i}", len(model.source_scalers) + 1)
+            model.target_scalers[entry["name"]] = TargetScaler.from_json(entry["scaler"])
+            model.transfer_info[entry["name"]] = dict(entry.get("transfer", {}))
+        return model
