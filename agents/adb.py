@@ -314,6 +314,12 @@ class ADBAgent(Agent):
         device = self._device()
         try:
             return action(device)
+        except exceptions.AdbTimeoutError as error:
+            if "did not complete within" not in str(error):
+                raise self._lost(what, error) from None
+            self._drop_connection()  # the stream is still open on the phone; start afresh
+            raise RunFailed(f"device {self.settings.name!r}: {what} did not finish within "
+                            f"{self.settings.command_timeout_s:g} s ({error})") from None
         except (OSError, struct.error, exceptions.TcpTimeoutException, exceptions.AdbTimeoutError,
                 exceptions.AdbConnectionError, exceptions.InvalidChecksumError, exceptions.InvalidCommandError,
                 exceptions.InvalidResponseError) as error:
