@@ -84,7 +84,7 @@ def test_leftover_temporary_files_are_invisible(tmp_path: Path) -> None:
     """A crash between write and rename leaves a dot-file; readers must not see it."""
     store = Store(tmp_path)
     (path,) = store.append([row()])
-    (path.parent / f".tmp-part-crashed.parquet").write_bytes(path.read_bytes()[:40])
+    (path.parent / ".tmp-part-crashed.parquet").write_bytes(path.read_bytes()[:40])
     assert len(store.files()) == 1
     assert len(store.read()) == 1
 
