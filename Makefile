@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 ARGS ?=
+# `make demo EXTRAS=dev` skips the 1.1 GB converters; tests want them all.
+EXTRAS ?= dev,tflite,convert,executorch
 
 .PHONY: venv demo test bench clean sshd-deps
 
@@ -12,8 +14,10 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# torch first, pinned to the CPU build: a bare range may pull a multi-GB CUDA build.
-	$(PIP) install -q "torch==2.13.0"
-	$(PIP) install -q -e ".[dev,tflite]"
+	echo "torch==2.13.0" > $(VENV)/constraints.txt
+	$(PIP) install -q -c $(VENV)/constraints.txt "torch==2.13.0"
+	# The tests run the real converters and interpreters, so they take every optional extra.
+	$(PIP) install -q -c $(VENV)/constraints.txt -e ".[$(EXTRAS)]"
 	# Reference implementations the space tests compare against; old, so without their deps.
 	$(PIP) install -q --no-deps "xautodl==1.0.0" "ofa==0.1.0.post202307202001"
 	rm -f $(VENV)/.installed-*
