@@ -70,6 +70,7 @@ def batch_size_from_device(device: str) -> int:
 
 
 def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's content, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
