@@ -12,7 +12,8 @@ with one artifact are reported in ``errors`` and do not stop the others;
 a malformed job gives ``{"ok": false, "error": ...}`` and exit status 2.
 No traceback is ever the output.
 
-Job (``python3 runner.py job.json``; ``-`` reads stdin)::
+Job (``python3 runner.py job.json``; ``-`` reads stdin; ``--serve`` reads one job
+per line and answers one result per line, so a campaign imports the runtime once)::
 
     {"mode": "run",                   # run | check | probe | temperatures
      "artifacts": [{"path": "a.ptl", "runtime": "torchscript", "input_shape": [1, 3, 32, 32],
@@ -423,36 +424,72 @@ def _loaded_runtime_versions() -> dict[str, str]:
     return versions
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``runner.py JOB.json`` (or ``-`` for stdin): print the result as one JSON line."""
-    argv = sys.argv[1:] if argv is None else argv
+def handle(text: str) -> tuple[dict[str, Any], int]:
+    """One job's text -> (result object, exit status: 0 ok, 1 the job failed, 2 the job is malformed)."""
     try:
-        if len(argv) != 1:
-            raise JobError("usage: runner.py JOB.json  (or - to read the job from stdin)")
-        text = sys.stdin.read() if argv[0] == "-" else open(argv[0], encoding="utf-8").read()
         try:
             job = _validate(json.loads(text))
         except json.JSONDecodeError as exc:
             raise JobError(f"the job is not JSON: {exc}") from exc
-    except (JobError, OSError) as exc:
-        print(json.dumps({"ok": False, "runner_version": RUNNER_VERSION, "error": str(exc)}))
-        return 2
-    # Runtimes print banners on stdout from C++ ("Created TensorFlow Lite XNNPACK delegate"):
-    # send fd 1 to stderr while they run, so stdout carries exactly one JSON line.
-    sys.stdout.flush()
-    result_fd = os.dup(1)
-    os.dup2(2, 1)
+    except JobError as exc:
+        return {"ok": False, "runner_version": RUNNER_VERSION, "error": str(exc)}, 2
     try:
         result = execute(job)
     except Exception as exc:  # noqa: BLE001 - never a traceback: the host parses this line
         result = {"ok": False, "runner_version": RUNNER_VERSION, "error": f"runner crashed: {_one_line(exc)}"}
-    finally:
-        sys.stdout.flush()
-        os.dup2(result_fd, 1)
-        os.close(result_fd)
-    sys.stdout.write(json.dumps(result) + "\n")
+    return result, 0 if result["ok"] else 1
+
+
+def _result_channel() -> Callable[[dict[str, Any]], None]:
+    """A writer of JSON lines to the real stdout; fd 1 itself is pointed at stderr from now on.
+
+    Runtimes print banners on stdout from C++ ("Created TensorFlow Lite XNNPACK delegate"),
+    which would break the one-JSON-line-per-job protocol.
+    """
     sys.stdout.flush()
-    return 0 if result["ok"] else 1
+    result_fd = os.dup(1)
+    os.dup2(2, 1)
+
+    def write(result: dict[str, Any]) -> None:
+        sys.stdout.flush()
+        data = (json.dumps(result) + "\n").encode()
+        while data:
+            data = data[os.write(result_fd, data):]
+
+    return write
+
+
+def serve() -> int:
+    """``runner.py --serve``: one job per stdin line, one result per stdout line, until stdin closes.
+
+    The first line out is a greeting with the runner's PID. Keeping one process for a
+    whole campaign pays the runtime import (seconds on a Pi) once instead of per job.
+    """
+    write = _result_channel()
+    write({"ok": True, "runner_version": RUNNER_VERSION, "serving": True, "pid": os.getpid()})
+    for line in iter(sys.stdin.readline, ""):
+        if line.strip():
+            write(handle(line)[0])
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``runner.py JOB.json`` (``-`` reads stdin) prints one JSON result line; ``--serve`` answers jobs line by line."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--serve"]:
+        return serve()
+    if len(argv) != 1:
+        print(json.dumps({"ok": False, "runner_version": RUNNER_VERSION, "error": "usage: runner.py JOB.json | - | --serve"}))
+        return 2
+    try:
+        text = sys.stdin.read() if argv[0] == "-" else open(argv[0], encoding="utf-8").read()
+    except OSError as exc:
+        print(json.dumps({"ok": False, "runner_version": RUNNER_VERSION, "error": f"cannot read the job: {exc}"}))
+        return 2
+    write = _result_channel()
+    result, status = handle(text)
+    write(result)
+    return status
 
 
 if __name__ == "__main__":

@@ -199,6 +199,7 @@ class SSHAgent(Agent):
         self._client: paramiko.SSHClient | None = None
         self._remote_paths: dict[str, str] = {}  # artifact sha256 -> remote path
         self._runner_remote: str | None = None
+        self._runner: _RemoteProcess | None = None
         self._dir_created = False
         self._closed = False
 
@@ -234,11 +235,11 @@ class SSHAgent(Agent):
     def prepare(self, artifact: Artifact) -> None:
         """Upload ``artifact`` and check on the device that it loads and runs once; :class:`ArtifactRejected` if not."""
         spec = self._with_reconnect(lambda: self._upload_artifact(artifact))
-        result = self._with_reconnect(
-            lambda: self._invoke(
-                {"mode": "check", "artifacts": [spec], "threads": self.threads}, self.settings.command_timeout_s
-            )
-        )
+        job = {"mode": "check", "artifacts": [spec], "threads": self.threads}
+        try:
+            result = self._with_reconnect(lambda: self._invoke(job, self.settings.command_timeout_s))
+        except RunnerDied as error:
+            raise ArtifactRejected(f"device {self.name!r}: {_describe(artifact)} crashed the runtime: {error.message}") from error
         error = result["errors"][0]
         if error is not None:
             raise ArtifactRejected(f"device {self.name!r} rejected {_describe(artifact)}: {error['message']}")
@@ -284,6 +285,7 @@ class SSHAgent(Agent):
         if self._closed:
             return
         try:
+            self._stop_runner()  # closing its stdin ends it
             if self._dir_created and self._client is not None and _is_active(self._client):
                 self._exec(f"rm -rf -- {shlex.quote(self.remote_dir)}", self.settings.command_timeout_s)
         except AgentError as error:
@@ -337,6 +339,7 @@ class SSHAgent(Agent):
         return self._client
 
     def _disconnect(self) -> None:
+        self._stop_runner()
         client, self._client = self._client, None
         if client is not None:
             client.close()
@@ -354,42 +357,27 @@ class SSHAgent(Agent):
                 logger.warning("device %s: %s; reconnecting", self.name, error.message)
                 self._disconnect()
 
-    def _exec(self, command: str, timeout_s: float, stdin: bytes | None = None) -> tuple[int, str, str]:
+    def _exec(self, command: str, timeout_s: float) -> tuple[int, str, str]:
         """Run ``command`` (already quoted) on the device; (exit status, stdout, stderr)."""
+        process = self._start(command)
+        process.close_stdin()
+        status = process.wait(self._clock() + timeout_s)
+        return status, process.stdout.decode(errors="replace"), process.stderr_tail()
+
+    def _start(self, command: str) -> "_RemoteProcess":
         client = self._connection()
         transport = client.get_transport()
         assert transport is not None
         try:
             channel = transport.open_session(timeout=self.settings.connect_timeout_s)
             channel.exec_command(command)
-            if stdin is not None:
-                channel.sendall(stdin)
-            channel.shutdown_write()
-            out, err = bytearray(), bytearray()
-            deadline = self._clock() + timeout_s
-            while True:
-                progressed = False
-                while channel.recv_ready():
-                    out += channel.recv(1 << 16)
-                    progressed = True
-                while channel.recv_stderr_ready():
-                    err += channel.recv_stderr(1 << 16)
-                    progressed = True
-                if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
-                    status = channel.recv_exit_status()
-                    channel.close()
-                    return status, out.decode(errors="replace"), err.decode(errors="replace")
-                if not transport.is_active() or (channel.closed and not channel.exit_status_ready()):
-                    raise DeviceUnavailable(f"device {self.name!r}: the connection to {self.settings.address} dropped")
-                if self._clock() > deadline:
-                    channel.close()
-                    raise RunFailed(f"device {self.name!r}: {command.split()[0]}... still running after {timeout_s:.0f} s")
-                if not progressed:
-                    time.sleep(_POLL_S)
         except (paramiko.SSHException, EOFError, OSError) as error:
-            raise DeviceUnavailable(
-                f"device {self.name!r}: the connection to {self.settings.address} dropped ({type(error).__name__}: {error})"
-            ) from error
+            raise self._dropped(error) from error
+        return _RemoteProcess(channel, transport, self._clock, self._dropped)
+
+    def _dropped(self, error: BaseException | None = None) -> DeviceUnavailable:
+        why = f" ({type(error).__name__}: {error})" if error is not None else ""
+        return DeviceUnavailable(f"device {self.name!r}: the connection to {self.settings.address} dropped{why}")
 
     def _sftp_put(self, local: str | os.PathLike[str], remote: str) -> None:
         """Upload to ``remote`` atomically (``.part`` then rename); skip if the file is already there."""
@@ -456,18 +444,152 @@ class SSHAgent(Agent):
         }
 
     def _command(self, runner: str) -> str:
-        """``cd DIR && env OMP_NUM_THREADS=N [taskset -c CORES] PYTHON RUNNER -``, every word quoted."""
+        """``cd DIR && env OMP_NUM_THREADS=N [taskset -c CORES] PYTHON RUNNER --serve``, every word quoted."""
         words = ["env", f"OMP_NUM_THREADS={self.threads}"]
         if self.hygiene.affinity:
             words += ["taskset", "-c", ",".join(str(int(core)) for core in self.hygiene.affinity)]
-        words += shlex.split(self.settings.python) + [runner, "-"]
+        words += shlex.split(self.settings.python) + [runner, "--serve"]
         return f"cd {shlex.quote(self.remote_dir)} && " + " ".join(shlex.quote(word) for word in words)
 
+    def _runner_process(self) -> "_RemoteProcess":
+        """The long-lived runner on the device (``runner.py --serve``), started on first use."""
+        if self._runner is not None and self._runner.alive():
+            return self._runner
+        self._stop_runner()
+        process = self._start(self._command(self._ensure_runner()))
+        greeting = process.read_line(self._clock() + self.settings.command_timeout_s + 60)
+        if greeting is None:
+            status = process.wait(self._clock() + self.settings.command_timeout_s)
+            raise _runner_exit_error(self.name, status, process.stderr_tail(), self.settings.python, starting=True)
+        hello = parse_result_line(greeting, device=self.name)
+        process.pid = int(hello.get("pid", 0)) or None
+        self._runner = process
+        return process
+
+    def _stop_runner(self, kill: bool = False) -> None:
+        process, self._runner = self._runner, None
+        if process is None:
+            return
+        if kill and process.pid:
+            try:
+                self._exec(f"kill -TERM {int(process.pid)}", self.settings.command_timeout_s)
+            except AgentError as error:
+                logger.warning("device %s: could not stop runner %s: %s", self.name, process.pid, error)
+        process.close()
+
     def _invoke(self, job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        """Run the runner with ``job`` on stdin; its JSON result (``RunFailed`` / ``DeviceSetupError`` otherwise)."""
-        runner = self._ensure_runner()
-        status, out, err = self._exec(self._command(runner), timeout_s, stdin=json.dumps(job).encode())
-        return parse_runner_output(status, out, err, device=self.name, python=self.settings.python)
+        """Send ``job`` to the runner; its JSON result (``RunFailed`` / ``DeviceSetupError`` otherwise)."""
+        process = self._runner_process()
+        process.send_line(json.dumps(job).encode())
+        try:
+            line = process.read_line(self._clock() + timeout_s)
+        except RunFailed as error:
+            self._stop_runner(kill=True)
+            raise RunFailed(f"device {self.name!r}: no answer to a {job.get('mode')} job within {timeout_s:.0f} s") from error
+        if line is None:
+            status = process.wait(self._clock() + self.settings.command_timeout_s)
+            self._runner = None
+            raise _runner_exit_error(self.name, status, process.stderr_tail(), self.settings.python, mode=job.get("mode"))
+        return parse_result_line(line, device=self.name)
+
+
+class RunnerDied(RunFailed):
+    """The runner process ended mid-job (a runtime crashed it: segfault, abort, out of memory)."""
+
+
+class _RemoteProcess:
+    """A command running on the device: stdout cut into lines, the tail of stderr kept for messages.
+
+    A vanished connection raises what ``dropped`` makes (:class:`DeviceUnavailable`); a
+    deadline passed raises :class:`RunFailed`.
+    """
+
+    def __init__(
+        self,
+        channel: paramiko.Channel,
+        transport: paramiko.Transport,
+        clock: Callable[[], float],
+        dropped: Callable[[BaseException | None], DeviceUnavailable],
+    ) -> None:
+        self.channel = channel
+        self.transport = transport
+        self.clock = clock
+        self.dropped = dropped
+        self.stdout = bytearray()
+        self.stderr = bytearray()
+        self.pid: int | None = None
+
+    def alive(self) -> bool:
+        return self.transport.is_active() and not self.channel.closed and not self.channel.exit_status_ready()
+
+    def send_line(self, data: bytes) -> None:
+        try:
+            self.channel.sendall(data + b"\n")
+        except (paramiko.SSHException, EOFError, OSError) as error:
+            raise self.dropped(error) from error
+
+    def close_stdin(self) -> None:
+        try:
+            self.channel.shutdown_write()
+        except (paramiko.SSHException, EOFError, OSError) as error:
+            raise self.dropped(error) from error
+
+    def read_line(self, deadline: float) -> str | None:
+        """The next stdout line, or ``None`` once the process has exited without one."""
+        while b"\n" not in self.stdout:
+            if not self._pump(deadline):
+                break
+        if b"\n" not in self.stdout:
+            return None
+        line, _, rest = bytes(self.stdout).partition(b"\n")
+        self.stdout = bytearray(rest)
+        return line.decode(errors="replace")
+
+    def wait(self, deadline: float) -> int:
+        """Read everything until the process exits; its exit status."""
+        while self._pump(deadline):
+            pass
+        status = self.channel.recv_exit_status()
+        self.channel.close()
+        if status == -1:  # the channel closed with no exit status: the connection went away
+            raise self.dropped(None)
+        return status
+
+    def stderr_tail(self, lines: int = 5) -> str:
+        return " | ".join(self.stderr.decode(errors="replace").strip().splitlines()[-lines:])
+
+    def close(self) -> None:
+        try:
+            self.channel.close()
+        except (paramiko.SSHException, EOFError, OSError):
+            pass
+
+    def _pump(self, deadline: float) -> bool:
+        """Move available output into the buffers; False once the process has exited and all is read."""
+        channel = self.channel
+        try:
+            while True:
+                progressed = False
+                while channel.recv_ready():
+                    self.stdout += channel.recv(1 << 16)
+                    progressed = True
+                while channel.recv_stderr_ready():
+                    self.stderr += channel.recv_stderr(1 << 16)
+                    del self.stderr[: max(0, len(self.stderr) - (1 << 16))]
+                    progressed = True
+                if progressed:
+                    return True
+                if channel.exit_status_ready():
+                    if channel.recv_exit_status() == -1:
+                        raise self.dropped(None)
+                    return False
+                if not self.transport.is_active() or channel.closed:
+                    raise self.dropped(None)
+                if self.clock() > deadline:
+                    raise RunFailed("the device did not answer before the deadline")
+                time.sleep(_POLL_S)
+        except (paramiko.SSHException, EOFError, OSError) as error:
+            raise self.dropped(error) from error
 
 
 # ---------------------------------------------------------------------------- connecting
@@ -559,23 +681,31 @@ def connect(settings: SSHSettings, *, name: str = "") -> paramiko.SSHClient:
 # ---------------------------------------------------------------------------- parsing
 
 
-def parse_runner_output(status: int, stdout: str, stderr: str, *, device: str, python: str = "python3") -> dict[str, Any]:
-    """The runner's JSON result; :class:`DeviceSetupError` for a missing interpreter/taskset, :class:`RunFailed` otherwise."""
-    lines = [line for line in stdout.splitlines() if line.strip()]
-    if not lines:
-        tail = " | ".join(stderr.strip().splitlines()[-3:]) or "no output"
-        if status == 127:
-            raise DeviceSetupError(f"device {device!r}: command not found ({tail}); check ssh.python ({python!r}) and that taskset is installed")
-        raise RunFailed(f"device {device!r}: the runner printed nothing (exit status {status}): {tail}")
+def parse_result_line(line: str, *, device: str) -> dict[str, Any]:
+    """One JSON result line of the runner; :class:`RunFailed` where it is not one or says the job failed."""
     try:
-        result = json.loads(lines[-1])
+        result = json.loads(line)
     except json.JSONDecodeError as error:
-        raise RunFailed(f"device {device!r}: the runner's output is not JSON ({error}): {lines[-1][:200]!r}") from error
+        raise RunFailed(f"device {device!r}: the runner's output is not JSON ({error}): {line[:200]!r}") from error
     if not isinstance(result, dict) or "ok" not in result:
-        raise RunFailed(f"device {device!r}: the runner's output is not a result object: {lines[-1][:200]!r}")
+        raise RunFailed(f"device {device!r}: the runner's output is not a result object: {line[:200]!r}")
     if not result["ok"]:
         raise RunFailed(f"device {device!r}: the runner failed: {result.get('error', 'no reason given')}")
     return result
+
+
+def _runner_exit_error(
+    device: str, status: int, stderr: str, python: str, *, starting: bool = False, mode: str | None = None
+) -> AgentError:
+    """The error for a runner that ended without answering."""
+    tail = stderr or "no output"
+    if starting and status == 127:
+        return DeviceSetupError(
+            f"device {device!r}: command not found ({tail}); check ssh.python ({python!r}) and that taskset is installed"
+        )
+    if starting:
+        return DeviceSetupError(f"device {device!r}: the runner did not start (exit status {status}): {tail}")
+    return RunnerDied(f"device {device!r}: the runner died during a {mode} job (exit status {status}): {tail}")
 
 
 def facts_from_runner(facts: dict[str, Any], versions: dict[str, str], *, taskset: bool | None = None) -> DeviceFacts:
@@ -674,5 +804,6 @@ __all__: Iterable[str] = [
     "connect",
     "board_tool_readings",
     "facts_from_runner",
-    "parse_runner_output",
+    "RunnerDied",
+    "parse_result_line",
 ]

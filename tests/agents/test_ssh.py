@@ -1,0 +1,242 @@
+"""SSHAgent against a real OpenSSH sshd on 127.0.0.1 (this machine plays the board).
+
+Real: sshd, paramiko, SFTP, taskset, the runner, the lite interpreter and the
+LiteRT interpreter. The only stand-ins are the cool-down's temperature source
+(this VM has no thermal zones; the loop is driven by an injected reader) and
+the stand-in "tiny" space for the TFLite path (an NB201 LiteRT conversion costs
+about a minute on this shared machine; farm/build's tests convert one tiny
+model the same way).
+"""
+
+from __future__ import annotations
+
+import shlex
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from agents.base import ArtifactRejected, Burst, DeviceUnavailable
+from agents.ssh import (
+    HostKeyMismatch,
+    HygieneSettings,
+    SSHAgent,
+    SSHAuthFailed,
+    SSHSettings,
+    UnknownHostKey,
+)
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def settings_for(sshd, tmp_path: Path, **overrides) -> SSHSettings:
+    values = dict(
+        host=sshd.host,
+        port=sshd.port,
+        user=sshd.user,
+        key_file=str(sshd.client_key),
+        known_hosts=str(sshd.known_hosts),
+        python=sys.executable,
+        workdir=str(tmp_path / "remote"),
+        connect_timeout_s=5.0,
+        command_timeout_s=120.0,
+    )
+    values.update(overrides)
+    return SSHSettings(**values)
+
+
+def test_measures_real_nasbench201_archs_end_to_end_with_torchscript(sshd, tmp_path: Path, artifact_cache: Path) -> None:
+    from farm import spaces
+    from farm.build import build_artifact
+    from farm.inventory import Device
+    from farm.protocol import make, measure_batch
+
+    device = Device(
+        name="loopback-board",
+        kind="ssh",
+        platform="x86-vm",
+        runtimes=["torchscript"],
+        hygiene={"affinity": [0], "max_temperature_c": 95.0, "cooldown_timeout_s": 5.0},
+        ssh={
+            "host": sshd.host, "port": sshd.port, "user": sshd.user, "key_file": str(sshd.client_key),
+            "known_hosts": str(sshd.known_hosts), "python": sys.executable, "workdir": str(tmp_path / "remote"),
+        },
+    )
+    space = spaces.get("nasbench201")
+    artifacts = [build_artifact(space, arch, "torchscript", 1, None, artifact_cache) for arch in space.sample(2, seed=7)]
+    protocol = make("interleaved", warmup=1, runs=3, rounds=2)
+
+    with SSHAgent.from_device(device, campaign_id="c-nb201") as agent:
+        facts = agent.probe()
+        assert facts.hostname == socket.gethostname() and facts.cores >= 1
+        assert facts.extra["taskset"] is True and "torch" in facts.runtime_versions
+        for artifact in artifacts:
+            agent.prepare(artifact)
+        remote = tmp_path / "remote" / "c-nb201"
+        assert sorted(p.name for p in (remote / "artifacts").iterdir()) == sorted(f"{a.sha256}.ptl" for a in artifacts)
+
+        summaries = measure_batch(agent, artifacts, protocol, seed=0)
+        assert [len(s.samples_ms) for s in summaries] == [6, 6]
+        assert all(s.latency_ms > 0 for s in summaries)
+        assert agent.last_run.affinity == [0]  # the runner really ran under taskset -c 0
+        assert agent.last_run.threads == 1 and agent.last_run.runtime_versions["torch"]
+        assert agent.last_cooldown.limit_c == 95.0 and not agent.last_cooldown.timed_out
+    assert not remote.exists()  # close() cleaned up the campaign directory
+
+
+def test_tflite_model_measured_over_ssh(sshd, tmp_path: Path, tiny_tflite) -> None:
+    with SSHAgent(settings_for(sshd, tmp_path), campaign_id="c-tflite") as agent:
+        agent.prepare(tiny_tflite)
+        samples = agent.run([tiny_tflite], [Burst(0, 1, 4), Burst(0, 0, 3)])
+    assert len(samples[0]) == 7 and min(samples[0]) > 0
+
+
+def test_hostile_inventory_values_never_reach_the_shell_unquoted(sshd, tmp_path: Path) -> None:
+    canary = tmp_path / "PWNED"
+    workdir = tmp_path / f"dir with space;touch {canary};$(touch {canary})"
+    agent = SSHAgent(settings_for(sshd, tmp_path, workdir=str(workdir)), campaign_id="c-quote", hygiene=HygieneSettings(affinity=(0,)))
+    words = shlex.split(agent._command(f"{workdir}/runner.py"))
+    assert words[:3] == ["cd", f"{workdir}/c-quote", "&&"] and words[-2:] == [f"{workdir}/runner.py", "--serve"]
+    with agent:
+        assert agent.probe().hostname == socket.gethostname()
+        assert (workdir / "c-quote").is_dir()
+    assert not canary.exists() and not (workdir / "c-quote").exists()
+    with pytest.raises(ValueError, match="campaign id"):
+        SSHAgent(settings_for(sshd, tmp_path), campaign_id="c1; rm -rf ~")
+
+
+def test_unreachable_host_is_device_unavailable(sshd, tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    agent = SSHAgent(settings_for(sshd, tmp_path, port=closed_port), campaign_id="c")
+    with pytest.raises(DeviceUnavailable, match="unreachable") as caught:
+        agent.probe()
+    assert caught.value.retryable and type(caught.value) is DeviceUnavailable
+
+
+def test_wrong_key_is_an_auth_failure_that_is_not_retried(sshd, tmp_path: Path) -> None:
+    stranger = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
+    agent = SSHAgent(settings_for(sshd, tmp_path, key_file=str(stranger)), campaign_id="c")
+    with pytest.raises(SSHAuthFailed, match="authentication failed with key .*stranger") as caught:
+        agent.probe()
+    assert isinstance(caught.value, DeviceUnavailable) and not caught.value.retryable
+    with pytest.raises(SSHAuthFailed, match="does not exist"):
+        SSHAgent(settings_for(sshd, tmp_path, key_file=str(tmp_path / "nope")), campaign_id="c").probe()
+
+
+def test_host_key_mismatch_is_a_permanent_error(sshd, tmp_path: Path) -> None:
+    impostor = tmp_path / "impostor"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(impostor)], check=True)
+    known_hosts = tmp_path / "known_hosts"
+    public = " ".join(Path(f"{impostor}.pub").read_text().split()[:2])
+    known_hosts.write_text(f"[127.0.0.1]:{sshd.port} {public}\n")
+    agent = SSHAgent(settings_for(sshd, tmp_path, known_hosts=str(known_hosts)), campaign_id="c")
+    with pytest.raises(HostKeyMismatch, match="host key mismatch") as caught:
+        agent.probe()
+    assert not caught.value.retryable
+
+
+def test_unknown_host_refused_unless_trust_on_first_use_which_records_it(sshd, tmp_path: Path) -> None:
+    known_hosts = tmp_path / "ssh" / "known_hosts"
+    with pytest.raises(UnknownHostKey, match="is not in .*known_hosts") as caught:
+        SSHAgent(settings_for(sshd, tmp_path, known_hosts=str(known_hosts)), campaign_id="c").probe()
+    assert not caught.value.retryable and not known_hosts.exists()
+
+    trusting = settings_for(sshd, tmp_path, known_hosts=str(known_hosts), trust_on_first_use=True)
+    with SSHAgent(trusting, campaign_id="c") as agent:
+        assert agent.temperature_c() is None  # this VM exposes no thermal zone
+    assert known_hosts.read_text().strip() == sshd.host_key_line
+    with SSHAgent(settings_for(sshd, tmp_path, known_hosts=str(known_hosts)), campaign_id="c") as agent:
+        assert agent.temperature_c() is None  # the recorded key now verifies without trust
+
+
+def test_corrupt_artifact_is_rejected_and_a_batch_keeps_what_it_measured(sshd, tmp_path: Path, tiny_torchscript) -> None:
+    from dataclasses import replace
+
+    from farm.build import read_metadata
+
+    good = tiny_torchscript[0]
+    broken_file = tmp_path / "broken.ptl"
+    broken_file.write_bytes(Path(good.path).read_bytes()[:-200])
+    broken = replace(good, arch="broken", path=str(broken_file), sha256=None)
+    assert read_metadata(good.path)["verified_with"] == "torch lite interpreter"
+    with SSHAgent(settings_for(sshd, tmp_path), campaign_id="c-reject") as agent:
+        with pytest.raises(ArtifactRejected, match="rejected tiny arch 'broken'.*torch cannot load") as caught:
+            agent.prepare(broken)
+        assert not caught.value.retryable
+        with pytest.raises(ArtifactRejected, match="load") as caught:
+            agent.run([good, broken], [Burst(0, 1, 3), Burst(1, 1, 3), Burst(0, 0, 2)])
+        assert [len(runs) for runs in caught.value.partial_samples] == [5, 0]
+
+
+def test_device_dropped_mid_run_then_reconnects(sshd_factory, tmp_path: Path, tiny_torchscript) -> None:
+    daemon = sshd_factory()
+    artifact = tiny_torchscript[0]
+    agent = SSHAgent(settings_for(daemon, tmp_path, reconnect_attempts=1), campaign_id="c-drop")
+    agent.prepare(artifact)
+    outcome: dict[str, BaseException] = {}
+
+    def long_run() -> None:
+        try:
+            agent.run([artifact], [Burst(0, 0, 5000)] * 200)
+        except BaseException as error:  # noqa: BLE001 - handed to the test thread
+            outcome["error"] = error
+
+    worker = threading.Thread(target=long_run)
+    worker.start()
+    daemon.wait_for_session_command("runner-")
+    daemon.crash()
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    error = outcome.get("error")
+    assert isinstance(error, DeviceUnavailable) and error.retryable, error
+    assert "unreachable" in error.message  # the retry on a fresh connection found the device gone
+
+    daemon.start()  # the board comes back on the same address with the same host key
+    assert agent.probe().hostname == socket.gethostname()
+    agent.close()
+    assert not (tmp_path / "remote" / "c-drop").exists()
+
+
+class _FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_cool_down_waits_until_under_the_limit_or_gives_up_with_a_record(tmp_path: Path) -> None:
+    readings = iter([81.0, 76.5, 69.9])
+    clock = _FakeClock()
+    agent = SSHAgent(
+        SSHSettings(host="board", user="bench"),
+        campaign_id="c",
+        hygiene=HygieneSettings(cooldown_s=2.0, max_temperature_c=70.0, cooldown_timeout_s=60.0, poll_s=5.0),
+        temperature_reader=lambda: next(readings),
+        sleep=clock.sleep,
+        clock=clock,
+    )
+    record = agent.cool_down()
+    assert (record.start_c, record.end_c, record.waited_s, record.timed_out) == (81.0, 69.9, 10.0, False)
+    assert clock.now == 12.0  # the fixed cool-down, then two polls
+
+    hot = SSHAgent(
+        SSHSettings(host="board", user="bench"),
+        campaign_id="c",
+        hygiene=HygieneSettings(max_temperature_c=70.0, cooldown_timeout_s=20.0, poll_s=5.0),
+        temperature_reader=lambda: 85.0,
+        sleep=clock.sleep,
+        clock=clock,
+    )
+    with pytest.raises(DeviceUnavailable, match="still 85.0 C after 20 s"):
+        hot.cool_down()
+    assert hot.last_cooldown.timed_out and hot.last_cooldown.waited_s == 20.0
