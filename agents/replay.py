@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 import zlib
@@ -79,7 +80,8 @@ class ReplayAgent(BurstAgent):
         self.noise = float(noise)
         self.delay_ms = float(delay_ms)
         self._random = random.Random(seed)
-        self._latency = _load_latencies(self.table, device)
+        stat = self.table.stat() if self.table.is_file() else None
+        self._latency = _load_latencies(self.table, device, stat.st_mtime_ns if stat else 0)
 
     @classmethod
     def from_device(cls, device: "Device", *, campaign_id: str) -> "ReplayAgent":
@@ -121,7 +123,9 @@ class ReplayAgent(BurstAgent):
         return [latency * max(MIN_NOISE_FACTOR, self._random.gauss(1.0, self.noise)) for _ in range(runs)]
 
 
-def _load_latencies(table: Path, device: str) -> dict[tuple[str, str], float]:
+@functools.lru_cache(maxsize=8)
+def _load_latencies(table: Path, device: str, mtime_ns: int) -> dict[tuple[str, str], float]:
+    """(search_space, arch) -> latency of ``device``; cached per file version (read-only for callers)."""
     if not table.is_file():
         raise AgentError(f"replay table {table} not found: set replay.table to a Parquet file")
     schema = pq.read_schema(table)

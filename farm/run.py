@@ -207,6 +207,7 @@ class Campaign:
         self.build_seconds: dict[tuple[Any, ...], float] = {}
         self.build_failures: set[tuple[Any, ...]] = set()
         self.progress: Any = None
+        self.build_cpus: float = 1
         self.summary = CampaignSummary(
             campaign_id=config.campaign_id,
             search_space=config.search_space,
@@ -257,6 +258,7 @@ class Campaign:
 
     def _start_actors(self) -> None:
         available = ray.cluster_resources()
+        self._choose_build_cpus(available)
         for state in self.states:
             if not state.queue:
                 continue
@@ -270,6 +272,22 @@ class Campaign:
                 )
                 continue
             state.actor = self._new_actor(state)
+
+    def _choose_build_cpus(self, available: dict[str, float]) -> None:
+        """One CPU per build task, unless the cpu devices' actors hold every CPU of the cluster.
+
+        Then build tasks could never be scheduled; they run without a CPU reservation
+        instead (beside the measurements, which they may perturb) and a warning says so.
+        """
+        needs = any(needs_build(r) for s in self.states if s.queue for r in s.device.runtimes)
+        held = sum(s.device.threads for s in self.states if s.queue and s.device.kind == "cpu")
+        if needs and available.get("CPU", 0) - held < 1:
+            self.build_cpus = 0
+            logger.warning(
+                "the cpu devices hold all %d CPUs of the Ray cluster: builds run beside the measurements "
+                "and may perturb them; give Ray more CPUs (ray start --num-cpus) or measure fewer cpu devices",
+                int(available.get("CPU", 0)),
+            )
 
     def _wait_for_actors(self) -> None:
         """Wait until every actor process is up, so start-up time does not count as device idle time."""
@@ -318,7 +336,7 @@ class Campaign:
         if not self.in_flight and not waiting_builds and next_wake is None:
             return any(s.queue and not s.down for s in self.states)
         timeout = 1.0 if next_wake is None else max(0.0, min(1.0, next_wake - now))
-        watched = list(self.in_flight) + waiting_builds
+        watched = list(dict.fromkeys(list(self.in_flight) + waiting_builds))
         if not watched:
             time.sleep(timeout)
             return True
@@ -343,7 +361,7 @@ class Campaign:
                     artifact = job.artifact(arch)
                     key = artifact.key()
                     if key not in self.build_refs:
-                        self.build_refs[key] = build_task.remote(
+                        self.build_refs[key] = build_task.options(num_cpus=self.build_cpus).remote(
                             self.build_fn, artifact, self.config.artifact_dir or _default_build_cache()
                         )
                     refs.append(self.build_refs[key])

@@ -1,0 +1,190 @@
+"""Campaigns on a real local Ray with real Parquet: streaming, resume, retries, down devices, builds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from agents.base import Artifact
+from farm.inventory import Device, ReplayConfig
+from farm.run import CampaignConfig, plan, run_campaign
+from farm.store import Store
+from farm.summary import load_records, record_path
+from tests.farm.scripted_agent import arch_latency, counter_file, local_ray, per_device_factory, scripted_factory
+
+FAST = {"warmup": 0, "runs": 2, "rounds": 1}
+
+pytestmark = pytest.mark.timeout(180)
+ARCHS = [f"arch-{i:02d}" for i in range(7)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_session():
+    yield from local_ray()
+
+
+def scripted_device(name: str, **fields) -> Device:
+    """A device entry for the scripted agent (the agent factory is injected; kind adb holds no Ray CPU)."""
+    return Device(name=name, kind="adb", adb={"serial": name}, protocol={"max_cv": 10.0}, **fields)
+
+
+def config(store: Path, devices, archs=ARCHS, **options) -> CampaignConfig:
+    options = {"job_size": 3, "backoff_s": 0.01, "progress": False, **FAST, **options}
+    return CampaignConfig("nasbench201", archs, devices, store, **options)
+
+
+def outcomes(store: Path) -> pd.DataFrame:
+    return Store(store).read(columns=["device", "arch", "status", "error", "latency_ms", "campaign_id"])
+
+
+def test_plan_skips_done_keys_and_splits_into_jobs() -> None:
+    devices = [scripted_device("a", batch_sizes=[1, 8]), scripted_device("b")]
+    done = {("a", "torch", 1, 32, "nasbench201", "arch-00", "interleaved")}
+    plans = plan(config(Path("unused"), devices), done)
+    a, b = plans
+    assert (a.requested, a.skipped, b.requested, b.skipped) == (14, 1, 7, 0)
+    assert [len(j.archs) for j in a.jobs] == [3, 3, 3, 3, 1]  # 6 pending at batch 1, 7 at batch 8
+    assert {j.batch_size for j in a.jobs} == {1, 8} and all(j.input_size == 32 for j in a.jobs)
+    assert "arch-00" not in [x for j in a.jobs if j.batch_size == 1 for x in j.archs]
+
+
+def test_replay_campaign_streams_rows_then_resumes_without_duplicates(tmp_path: Path, help_table_path: Path) -> None:
+    table = pq.read_table(help_table_path, filters=[("search_space", "==", "nasbench201")],
+                          columns=["arch", "device", "latency_ms", "arch_index"]).to_pandas()
+    archs = table[table["arch_index"] < 8]["arch"].unique().tolist()
+    devices = [
+        Device(name=f"replay-{d}", kind="replay", platform=d, replay=ReplayConfig(table=str(help_table_path), device=d))
+        for d in ("pixel2", "raspi4")
+    ]
+    seen_jobs = []
+    summary = run_campaign(config(tmp_path, devices, archs), on_job=seen_jobs.append)
+    rows = Store(tmp_path).read()
+    assert len(rows) == 16 and set(rows["status"]) == {"ok"} and set(rows["device_kind"]) == {"replay"}
+    assert rows.groupby(["device", "arch"]).size().eq(1).all()
+    expected = table.set_index(["device", "arch"])["latency_ms"]
+    for row in rows.itertuples():
+        assert row.latency_ms == expected[(row.platform, row.arch)]  # noise 0: the table value
+    assert len(Store(tmp_path).files()) == len(seen_jobs) == 6  # one file per job: streamed, not batched at the end
+    assert [(d.measured, d.skipped, d.failed) for d in summary.devices] == [(8, 0, 0), (8, 0, 0)]
+    assert summary.devices[0].median_latency_ms is not None and summary.status == "finished"
+    record = json.loads(record_path(tmp_path, summary.campaign_id).read_text())
+    assert record["finished_at"] and record["devices"][1]["measured"] == 8
+
+    again = run_campaign(config(tmp_path, devices, archs))
+    assert [(d.measured, d.skipped) for d in again.devices] == [(0, 8), (0, 8)]
+    assert len(Store(tmp_path).read()) == 16
+    assert [r.campaign_id for r in load_records(tmp_path)] == [summary.campaign_id, again.campaign_id]
+
+
+def test_failed_keys_are_retried_by_the_next_campaign(tmp_path: Path) -> None:
+    device = scripted_device("dev")
+    first = run_campaign(config(tmp_path, [device]), agent_factory=scripted_factory(reject=["arch-03"]))
+    assert (first.devices[0].measured, first.devices[0].failed) == (6, 1)
+    second = run_campaign(config(tmp_path, [device]), agent_factory=scripted_factory())
+    assert (second.devices[0].measured, second.devices[0].skipped) == (1, 6)
+    frame = outcomes(tmp_path)
+    assert sorted(frame[frame["arch"] == "arch-03"]["status"]) == ["failed", "ok"]
+    assert frame[frame["status"] == "ok"].groupby("arch").size().eq(1).all()
+
+
+def test_retryable_errors_are_retried_with_backoff(tmp_path: Path) -> None:
+    attempts = []
+    summary = run_campaign(
+        config(tmp_path, [scripted_device("flaky")], job_size=10),
+        agent_factory=scripted_factory(counter=counter_file(2)),
+        on_job=lambda result: attempts.append(result.job.attempt),
+    )
+    assert attempts == [0, 1, 2]
+    assert summary.devices[0].measured == 7 and summary.devices[0].failed == 0
+    assert any("scripted failure" in e for e in summary.devices[0].errors)
+    assert set(outcomes(tmp_path)["status"]) == {"ok"}
+
+
+def test_retries_are_bounded(tmp_path: Path) -> None:
+    summary = run_campaign(
+        config(tmp_path, [scripted_device("flaky")], job_size=10, max_attempts=2),
+        agent_factory=scripted_factory(counter=counter_file(100)),
+    )
+    assert summary.devices[0].failed == 7
+    assert outcomes(tmp_path)["error"].str.contains("after 2 attempts").all()
+
+
+def test_a_dead_device_is_marked_down_and_the_campaign_finishes(tmp_path: Path) -> None:
+    devices = [scripted_device("good"), scripted_device("dead"), scripted_device("pinned", node="no-such-host")]
+    summary = run_campaign(
+        config(tmp_path, devices, down_after=2),
+        agent_factory=per_device_factory({"dead": {"connect_error": "DeviceUnavailable"}}),
+    )
+    good, dead, pinned = summary.devices
+    assert (good.measured, good.failed, good.not_measured) == (7, 0, 0)
+    assert dead.down_reason and "2 failures in a row" in dead.down_reason and "offline" in dead.down_reason
+    assert dead.measured == 0 and dead.failed + dead.not_measured == 7 and dead.not_measured > 0
+    assert "device:pinned" in pinned.down_reason and "ray start" in pinned.down_reason
+    assert pinned.not_measured == 7
+    frame = outcomes(tmp_path)
+    assert set(frame[frame["device"] == "dead"]["status"]) == {"failed"}
+    assert "pinned" not in set(frame["device"])  # not measured is not a measurement
+
+
+def test_a_permanent_error_in_a_batch_fails_only_the_culprit(tmp_path: Path) -> None:
+    summary = run_campaign(config(tmp_path, [scripted_device("dev")]), agent_factory=scripted_factory(poison=["arch-04"]))
+    frame = outcomes(tmp_path)
+    assert summary.devices[0].measured == 6 and summary.devices[0].failed == 1
+    assert frame.set_index("arch")["status"].to_dict()["arch-04"] == "failed"
+    ok = frame[frame["status"] == "ok"]
+    assert all(ok["latency_ms"] == [arch_latency(a) for a in ok["arch"]])
+
+
+@pytest.mark.timeout(180)
+def test_a_crashed_actor_is_replaced_and_its_job_retried(tmp_path: Path) -> None:
+    summary = run_campaign(
+        config(tmp_path, [scripted_device("dev")], job_size=10),
+        agent_factory=scripted_factory(crash_counter=counter_file(1)),
+    )
+    assert summary.devices[0].measured == 7
+    assert any("actor died" in e for e in summary.devices[0].errors)
+
+
+def fake_build(space: str, arch: str, runtime: str, batch_size: int, input_size: int, cache_dir: str) -> Artifact:
+    """A stand-in for farm.build.build_artifact: writes a file per call and fails for one arch."""
+    if arch == "arch-05":
+        raise RuntimeError("converter cannot lower this op")
+    folder = Path(cache_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{arch}-{runtime}.ptl"
+    path.write_text(arch)
+    (folder / "calls").mkdir(exist_ok=True)
+    (folder / "calls" / f"{arch}-{path.stat().st_mtime_ns}").touch()
+    return Artifact(space, arch, runtime, batch_size, input_size, path=str(path))
+
+
+def test_builds_run_as_tasks_once_per_artifact(tmp_path: Path) -> None:
+    devices = [scripted_device("a", runtimes=["torchscript"]), scripted_device("b", runtimes=["torchscript"])]
+    cache = tmp_path / "cache"
+    summary = run_campaign(
+        config(tmp_path / "store", devices, artifact_dir=str(cache)),
+        agent_factory=scripted_factory(), build_fn=fake_build,
+    )
+    assert len(list((cache / "calls").iterdir())) == 6  # 7 archs, one failed build; shared by both devices
+    assert (summary.builds, summary.build_failures) == (7, 1) and summary.build_s > 0
+    frame = outcomes(tmp_path / "store")
+    failed = frame[frame["status"] == "failed"]
+    assert sorted(failed["device"]) == ["a", "b"] and set(failed["arch"]) == {"arch-05"}
+    assert failed["error"].str.contains("build failed: RuntimeError: converter cannot lower this op").all()
+    assert (frame["status"] == "ok").sum() == 12
+    for device in summary.devices:
+        assert device.idle_share is not None and 0.0 <= device.idle_share <= 1.0
+
+
+def test_builds_still_run_when_cpu_devices_hold_every_cpu(tmp_path: Path) -> None:
+    # Two kind-cpu devices hold both CPUs of this 2-CPU Ray: builds must not wait forever.
+    devices = [Device(name=n, kind="cpu", runtimes=["torchscript"], protocol={"max_cv": 10.0}) for n in ("c1", "c2")]
+    summary = run_campaign(
+        config(tmp_path / "store", devices, archs=ARCHS[:3], artifact_dir=str(tmp_path / "cache")),
+        agent_factory=scripted_factory(), build_fn=fake_build,
+    )
+    assert [d.measured for d in summary.devices] == [3, 3] and summary.builds == 3
