@@ -244,13 +244,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         method=args.method, sampler=args.sampler, source_samples=args.source_samples, plots_dir=args.plots,
         progress=sys.stderr.isatty(), **hyper_from(args),
     )
-    print(result.summary())
+    to_stdout = args.json is not None and str(args.json) == "-"
+    print(result.summary(), file=sys.stderr if to_stdout else sys.stdout)  # stdout stays pure JSON with --json -
     if args.json is not None:
-        text = json.dumps(result.to_dict(), indent=2)
-        if str(args.json) == "-":
-            sys.stdout.write(text + "\n")
+        text = json.dumps(result.to_dict(), indent=2) + "\n"
+        if to_stdout:
+            sys.stdout.write(text)
         else:
-            write_text_atomic(text + "\n", args.json)
+            write_text_atomic(text, args.json)
     return 0
 
 

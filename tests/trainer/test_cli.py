@@ -111,6 +111,12 @@ def test_evaluate_json_and_plots(capsys, store_dir, tmp_path):
         assert (tmp_path / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_evaluate_json_to_stdout_is_pure_json(capsys, store_dir):
+    code, out, err = run(capsys, "evaluate", "--store", str(store_dir), "--space", "nasbench201", "--sources", "pixel3",
+                         "--targets", "raspi4", "--samples", "5", "--seeds", "0", "--method", "flops", "--json", "-")
+    assert code == 0 and json.loads(out)["method"] == "flops" and "spearman" in err
+
+
 def test_task_preset_names_help_devices(capsys, store_dir, tmp_path):
     code, _, err = run(capsys, "pretrain", "--store", str(store_dir), "--task", "ND", "--method", "flops",
                        "--out", str(tmp_path / "p"))
