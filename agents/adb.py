@@ -54,6 +54,7 @@ Example (against the protocol-level adbd simulation of the tests)::
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import logging
 import re
@@ -314,13 +315,13 @@ class ADBAgent(Agent):
         device = self._device()
         try:
             return action(device)
-        except exceptions.AdbTimeoutError as error:
-            if "did not complete within" not in str(error):
+        except (exceptions.TcpTimeoutException, exceptions.AdbTimeoutError) as error:
+            if isinstance(error, exceptions.AdbTimeoutError) and "did not complete within" not in str(error):
                 raise self._lost(what, error) from None
-            self._drop_connection()  # the stream is still open on the phone; start afresh
-            raise RunFailed(f"device {self.settings.name!r}: {what} did not finish within "
-                            f"{self.settings.command_timeout_s:g} s ({error})") from None
-        except (OSError, struct.error, exceptions.TcpTimeoutException, exceptions.AdbTimeoutError,
+            self._drop_connection()  # the stream may still be open on the phone; start afresh
+            raise RunFailed(f"device {self.settings.name!r}: no answer from the phone during {what} within the "
+                            f"time limit ({error}): the binary hung or the link died silently") from None
+        except (OSError, struct.error,
                 exceptions.AdbConnectionError, exceptions.InvalidChecksumError, exceptions.InvalidCommandError,
                 exceptions.InvalidResponseError) as error:
             raise self._lost(what, error) from None
@@ -345,22 +346,23 @@ class ADBAgent(Agent):
                 pass
 
     # ------------------------------------------------------------ facts
+    def _read(self, command: str, parse: Callable[..., Any], default: Any) -> Any:
+        """Run a read-out command and parse it; a fact the phone does not give is ``default`` (logged)."""
+        result = self.shell(command)
+        try:
+            return parse(result.output, source=f"device {self.settings.name!r} `{command[:40]}`")
+        except OutputError as error:
+            logger.info("%s", error)
+            return default
+
     def temperatures(self) -> dict[str, float]:
         """Battery and thermal-zone temperatures in °C (``battery``, ``zone:<type>``)."""
         found: dict[str, float] = {}
-        battery = self.shell("dumpsys battery")
-        try:
-            state = dumpsys_battery.parse(battery.output, source=f"{self.settings.name} dumpsys battery")
-            if state.temperature_c is not None:
-                found["battery"] = state.temperature_c
-        except OutputError as error:
-            logger.info("%s", error)
-        zones = self.shell(thermal.ZONE_READ_COMMAND)
-        try:
-            found.update({f"zone:{name}": value for name, value in
-                          thermal.parse_zone_readings(zones.output, source=f"{self.settings.name} thermal").items()})
-        except OutputError as error:
-            logger.info("%s", error)
+        battery = self._read("dumpsys battery", dumpsys_battery.parse, None)
+        if battery is not None and battery.temperature_c is not None:
+            found["battery"] = battery.temperature_c
+        zones = self._read(thermal.ZONE_READ_COMMAND, thermal.parse_zone_readings, {})
+        found.update({f"zone:{name}": value for name, value in zones.items()})
         return found
 
     def temperature_c(self) -> float | None:
@@ -369,16 +371,16 @@ class ADBAgent(Agent):
         return max(values.values()) if values else None
 
     def probe(self) -> DeviceFacts:
-        """Model, Android version, CPU (from ``/proc/cpuinfo``), cpufreq, temperatures, binaries."""
-        name = self.settings.name
-        properties = getprop.parse(self.shell("getprop").output, source=f"{name} getprop")
-        cpu = cpuinfo.parse(self.shell("cat /proc/cpuinfo").output, source=f"{name} /proc/cpuinfo")
-        online = self.shell("cat /sys/devices/system/cpu/online")
-        cores = len(cpuinfo.parse_cpu_list(online.output)) if online.status == 0 else cpu.cores
-        try:
-            freqs = governor.parse_table(self.shell(governor.CPUFREQ_READ_COMMAND).output, source=f"{name} cpufreq")
-        except OutputError:
-            freqs = {}
+        """Model, Android version, CPU (from ``/proc/cpuinfo``), cpufreq, temperatures, binaries.
+
+        Facts are informational: one the phone does not give (odd vendor output) stays empty
+        rather than failing the probe; only a broken connection raises.
+        """
+        properties = self._read("getprop", functools.partial(getprop.parse, strict=False), {})
+        cpu = self._read("cat /proc/cpuinfo", cpuinfo.parse, cpuinfo.CpuInfo([]))
+        online = self._read("cat /sys/devices/system/cpu/online", cpuinfo.parse_online, [])
+        cores = len(online) or cpu.cores
+        freqs = self._read(governor.CPUFREQ_READ_COMMAND, governor.parse_table, {})
         meminfo = self.shell("cat /proc/meminfo").output
         available = re.search(r"^MemAvailable:\s+(\d+) kB", meminfo, re.MULTILINE)
         temperatures = self.temperatures()

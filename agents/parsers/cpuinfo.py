@@ -15,12 +15,13 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
 from agents.parsers.common import UnparsableOutput
 
-__all__ = ["CpuInfo", "parse", "parse_cpu_list"]
+__all__ = ["CpuInfo", "parse", "parse_cpu_list", "parse_online"]
 
 TOOL = "cpuinfo"
 
@@ -109,3 +110,18 @@ def parse_cpu_list(text: str) -> list[int]:
         low, _, high = part.partition("-")
         cpus.extend(range(int(low), int(high or low) + 1))
     return cpus
+
+
+_CPU_LIST = re.compile(r"\s*\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*\s*")
+
+
+def parse_online(text: str, *, source: str = "output") -> list[int]:
+    """``/sys/devices/system/cpu/online`` (a CPU list) -> the online core numbers.
+
+    Example:
+        >>> parse_online("0-3,6")
+        [0, 1, 2, 3, 6]
+    """
+    if not _CPU_LIST.fullmatch(text):
+        raise UnparsableOutput(TOOL, "not a CPU list like `0-7`", source=source, line=text.strip()[:80] or "<empty>")
+    return parse_cpu_list(text)

@@ -19,13 +19,19 @@ TOOL = "getprop"
 _PROPERTY = re.compile(r"^\[(?P<key>[^\]]+)\]: \[(?P<value>.*)\]$")
 
 
-def parse(text: str, *, source: str = "output") -> dict[str, str]:
-    """All ``[key]: [value]`` lines; refuse text with non-empty lines that are not properties."""
+def parse(text: str, *, source: str = "output", strict: bool = True) -> dict[str, str]:
+    """All ``[key]: [value]`` lines; refuse text with other non-empty lines unless ``strict`` is off.
+
+    Some vendor properties hold multi-line values; a probe passes ``strict=False`` to skip
+    their continuation lines rather than lose every property.
+    """
     properties: dict[str, str] = {}
     for line in (line.rstrip() for line in text.splitlines()):
         if not line:
             continue
         match = _PROPERTY.match(line)
+        if match is None and not strict:
+            continue
         if match is None:
             raise UnparsableOutput(TOOL, "not a `[key]: [value]` line (for `getprop KEY` use parse_value)",
                                    source=source, line=line)

@@ -576,6 +576,7 @@ class ADBDaemonSimulation:
     tapped "Allow"); otherwise it is recorded in :attr:`offered_keys` and never answered.
     ``offline``: the TCP port accepts but the daemon never answers CNXN.
     ``drop_on_invocation``: the N-th stand-in invocation (1-based) drops the device.
+    ``hang_on_invocation``: the N-th stand-in invocation stays silent for ``hang_s`` seconds.
     """
 
     def __init__(
@@ -587,6 +588,8 @@ class ADBDaemonSimulation:
         accept_new_keys: bool = False,
         offline: bool = False,
         drop_on_invocation: int | None = None,
+        hang_on_invocation: int | None = None,
+        hang_s: float = 2.0,
         phone: SimulatedPhone | None = None,
     ) -> None:
         self.sandbox = Path(sandbox)
@@ -596,6 +599,7 @@ class ADBDaemonSimulation:
         self.accept_new_keys = accept_new_keys
         self.offline = offline
         self.drop_on_invocation = drop_on_invocation
+        self.hang_on_invocation, self.hang_s = hang_on_invocation, hang_s
         self.commands: list[str] = []
         self.invocations: list[StandInRun] = []
         self.offered_keys: list[str] = []
@@ -778,6 +782,8 @@ class ADBDaemonSimulation:
             self.dropped = True
             self.stop()
             raise _Dropped(f"device dropped during invocation {count}")
+        if count == self.hang_on_invocation:
+            time.sleep(self.hang_s)
         model = shell._read(model_path) if model_path else None
         text, rc = function(run, model, f"{tool}:{model_path}:{count}")
         return _Result(out=text.encode(), rc=rc)

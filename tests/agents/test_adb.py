@@ -25,7 +25,7 @@ from agents.adb import (
     DeviceUnauthorized,
     affinity_mask,
 )
-from agents.base import Artifact, ArtifactRejected, Burst, DeviceUnavailable
+from agents.base import Artifact, ArtifactRejected, Burst, DeviceUnavailable, RunFailed
 
 sys.path.insert(0, str(Path(__file__).parent))
 from adb_simulation import (  # noqa: E402
@@ -282,6 +282,19 @@ def test_device_dropped_mid_run(sandbox: Path, fixtures_dir: Path, adb_key: tupl
         with pytest.raises(DeviceNotFound):  # the port is gone: reconnecting fails cleanly
             agent.probe()
         agent.close()
+
+
+def test_a_hung_binary_is_run_failed_and_the_agent_recovers(
+    sandbox: Path, fixtures_dir: Path, adb_key: tuple[str, str], ptl_models: list[Artifact]
+) -> None:
+    with ADBDaemonSimulation(sandbox, fixtures_dir, authorized_keys=[adb_key[1]], hang_on_invocation=2,
+                             hang_s=1.5) as daemon:
+        with ADBAgent(settings(daemon.port, adb_key[0], command_timeout_s=0.5)) as agent:
+            with pytest.raises(RunFailed, match="the binary hung") as raised:
+                agent.run(ptl_models[:1], [Burst(0, 0, 2)])
+            assert raised.value.retryable
+            (samples,) = agent.run(ptl_models[:1], [Burst(0, 0, 2)])  # reconnects on its own
+    assert len(samples) == 2 and len(daemon.invocations) == 3
 
 
 # ---------------------------------------------------------------- configuration

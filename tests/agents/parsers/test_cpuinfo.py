@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agents.parsers.common import UnparsableOutput
-from agents.parsers.cpuinfo import parse
+from agents.parsers.cpuinfo import parse, parse_online
 
 
 def test_every_cpuinfo_fixture_is_covered(fixtures_dir: Path) -> None:
@@ -39,3 +39,10 @@ def test_x86_and_pi_style_and_refusal() -> None:
     assert x86.core_names() == ["Intel(R) Xeon(R) CPU"]
     with pytest.raises(UnparsableOutput, match="processor"):
         parse("cat: /proc/cpuinfo: Permission denied\n")
+
+
+def test_online_cpu_list() -> None:
+    assert parse_online("0-7\n") == list(range(8))
+    assert parse_online("0,2-3") == [0, 2, 3]
+    with pytest.raises(UnparsableOutput, match="CPU list"):
+        parse_online("cat: /sys/devices/system/cpu/online: No such file or directory")

@@ -23,6 +23,13 @@ def test_bare_value(fixtures_dir: Path) -> None:
     assert parse_value("\n") == ""
 
 
+def test_lenient_mode_skips_multiline_values() -> None:
+    text = "[ro.product.model]: [Pixel 8]\n[ro.vendor.note]: [first\nsecond]\n[ro.build.version.sdk]: [34]\n"
+    assert parse(text, strict=False) == {"ro.product.model": "Pixel 8", "ro.build.version.sdk": "34"}
+    with pytest.raises(UnparsableOutput):
+        parse(text)
+
+
 def test_refusals() -> None:
     with pytest.raises(UnparsableOutput, match="parse_value"):
         parse("GT-P7510\n")
