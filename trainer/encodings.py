@@ -5,7 +5,7 @@ returns a NumPy array with one row (or one graph) per arch:
 
 - :func:`onehot` - the space's flat one-hot vector (``[n, d]`` float32);
 - :func:`graphs` - (adjacency ``[n, N, N]``, op indices ``[n, N]``) with the
-  global node, padded to the largest N in the batch (op index -1 = padding);
+  global node;
 - :func:`flops` / :func:`params` - multiply-accumulates and parameter counts
   (``[n]`` float64), the inputs of the FLOPs proxy.
 
@@ -51,16 +51,14 @@ def onehot(space: str, archs: Sequence[str]) -> np.ndarray:
 
 
 def graphs(space: str, archs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Padded (adjacency ``[n, N, N]`` float32, op indices ``[n, N]`` int64; -1 = padding)."""
+    """(adjacency ``[n, N, N]`` float32, op indices ``[n, N]`` int64) from ``SearchSpace.graph``.
+
+    Every space here has one graph size (NB201 9, FBNet 25, OFA 23 nodes), so graphs stack.
+    """
     space_obj = spaces.get(space)
     pairs = _memoised("graph", space, archs, space_obj.graph)
-    size = max((np.asarray(a).shape[0] for a, _ in pairs), default=0)  # type: ignore[misc]
-    adjacency = np.zeros((len(pairs), size, size), dtype="float32")
-    ops = np.full((len(pairs), size), -1, dtype="int64")
-    for i, (adj, op) in enumerate(pairs):  # type: ignore[misc]
-        n = np.asarray(adj).shape[0]
-        adjacency[i, :n, :n] = adj
-        ops[i, :n] = op
+    adjacency = np.stack([np.asarray(a, dtype="float32") for a, _ in pairs])  # type: ignore[misc]
+    ops = np.stack([np.asarray(o, dtype="int64") for _, o in pairs])  # type: ignore[misc]
     return adjacency, ops
 
 
