@@ -248,12 +248,15 @@ def connect_adb_shell(settings: ADBSettings) -> "AdbDevice":
                 f"{settings.key_file} within {settings.auth_timeout_s:g} s; tap 'Allow USB debugging' "
                 "(tick 'Always allow') on the phone") from None
         raise DeviceOffline(f"device {settings.name!r}: device offline: {settings.address} accepted the "
-                            f"connection but adbd did not answer the handshake ({error}); reboot or replug it") from None
+                            f"connection but adbd did not answer the handshake ({error}); reboot or replug it"
+                            ) from None
     except exceptions.UsbDeviceNotFoundError as error:
-        raise DeviceNotFound(f"device {settings.name!r}: no USB device with serial {settings.serial} ({error})") from None
+        raise DeviceNotFound(f"device {settings.name!r}: no USB device with serial {settings.serial} ({error})"
+                             ) from None
     except (OSError, exceptions.InvalidResponseError, exceptions.DeviceAuthError) as error:
         device.close()
-        raise DeviceOffline(f"device {settings.name!r}: adb handshake with {settings.address} failed: {error}") from None
+        raise DeviceOffline(f"device {settings.name!r}: adb handshake with {settings.address} failed: {error}"
+                            ) from None
     return device
 
 
@@ -399,7 +402,8 @@ class ADBAgent(Agent):
                 "abi": properties.get("ro.product.cpu.abi"),
                 "device": properties.get("ro.product.device"),
                 "cpu_mask": self.settings.cpu_mask,
-                "sample_kind": {r: self.SAMPLE_KIND[r] for r in self.settings.benchmark_binaries if r in self.SAMPLE_KIND},
+                "sample_kind": {runtime: kind for runtime, kind in self.SAMPLE_KIND.items()
+                                if runtime in self.settings.benchmark_binaries},
             },
         )
 
@@ -491,7 +495,8 @@ class ADBAgent(Agent):
             waited += settings.cooldown_poll_s
             hottest = self.temperature_c()
         timed_out = hottest is not None and hottest > settings.max_temperature_c
-        self.last_run.update(cooldown_waited_s=waited, cooldown_timed_out=timed_out, temperature_after_cooldown_c=hottest)
+        self.last_run.update(cooldown_waited_s=waited, cooldown_timed_out=timed_out,
+                             temperature_after_cooldown_c=hottest)
         if timed_out:
             logger.warning("device %s: still %.1f C after %.0f s of cool-down (limit %.1f C); measuring anyway",
                            settings.name, hottest, waited, settings.max_temperature_c)

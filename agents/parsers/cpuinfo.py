@@ -84,7 +84,7 @@ def parse(text: str, *, source: str = "output") -> CpuInfo:
             system[key] = value
     if not processors:
         raise UnparsableOutput(TOOL, "no `processor : N` line", source=source,
-                               line=next((l for l in text.splitlines() if l.strip()), None))
+                               line=next((line for line in text.splitlines() if line.strip()), None))
     return CpuInfo(processors, system)
 
 

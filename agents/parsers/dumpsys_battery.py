@@ -56,7 +56,7 @@ def parse(text: str, *, source: str = "output") -> BatteryState:
     lines = text.splitlines()
     if not any(line.strip() == _HEADER for line in lines):
         raise UnparsableOutput(TOOL, f"no `{_HEADER}` header", source=source,
-                               line=next((l for l in lines if l.strip()), None))
+                               line=next((line for line in lines if line.strip()), None))
     fields: dict[str, str] = {}
     for line in lines:
         key, colon, value = line.strip().partition(":")

@@ -9,7 +9,8 @@
 - Orin with media engines: ``NVENC 1%@115 NVDEC 40%@115 NVJPG off``, lower-case sensors.
 
 Frequencies are MHz, power mW, temperatures °C. Disabled sensors (``-256C``) and the
-TX2's placeholder ``PMIC@100C`` go to ``disabled_sensors``, not to ``temperatures_c``. A core shown as ``off`` has ``load_pct None``.
+TX2's placeholder ``PMIC@100C`` go to ``disabled_sensors``, not to ``temperatures_c``. A core
+shown as ``off`` has ``load_pct None``.
 
 Example:
     >>> sample = parse_line("RAM 2020/7852MB CPU [9%@345,off] GR3D_FREQ 0% GPU@41C VDD_IN 3140/3208")
@@ -36,7 +37,9 @@ _CPU = re.compile(r"\b(?:CPU|cpu) \[(?P<cores>[^\]]*)\](?:@(?P<freq>\d+))?")
 _CORE = re.compile(r"^(?P<load>\d+)%(?:@(?P<freq>\d+))?$")
 _TEMPERATURE = re.compile(r"(?<![\w\[])(?P<name>[A-Za-z][\w]*)@(?P<c>-?\d+(?:\.\d+)?)C\b")
 _RAIL = re.compile(r"\b(?P<name>[A-Z][A-Z0-9_]*) (?P<cur>\d+)(?:mW)?/(?P<avg>\d+)(?:mW)?(?=\s|$)")
-_ENGINE = re.compile(r"\b(?P<name>[A-Z][A-Z0-9_]*) (?:(?P<off>off)|(?P<load>\d+)%(?:@(?P<freq>\[[\d,]*\]|\d+))?)(?=\s|$)")
+_ENGINE = re.compile(
+    r"\b(?P<name>[A-Z][A-Z0-9_]*) (?:(?P<off>off)|(?P<load>\d+)%(?:@(?P<freq>\[[\d,]*\]|\d+))?)(?=\s|$)"
+)
 _PLAIN_FREQ = re.compile(r"\b(?P<name>[A-Z][A-Z0-9_]*) (?P<mhz>\d+)(?=\s|$)")
 DISABLED_SENSOR_C = -256.0
 #: Sensors some modules report with a fixed placeholder (TX2's PMIC always reads 100C).

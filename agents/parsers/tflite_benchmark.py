@@ -225,7 +225,8 @@ def _summary(lines: list[str]) -> tuple[dict[str, float], str] | None:
             match = pattern.match(line)
             if match:
                 body = match.group("body")
-                return {m.group("name").strip(): to_number(m.group("value")) for m in _SUMMARY_FIELD.finditer(body)}, name
+                fields = {m.group("name").strip(): to_number(m.group("value")) for m in _SUMMARY_FIELD.finditer(body)}
+                return fields, name
     return None
 
 

@@ -171,8 +171,8 @@ class SimulatedPhone:
 
     def battery(self) -> str:
         lines = self.text("dumpsys_battery_pixel_c_dragon_2016.txt").splitlines()
-        rendered = [f"  temperature: {self.battery_tenths}" if l.strip().startswith("temperature:") else l
-                    for l in lines]
+        rendered = [f"  temperature: {self.battery_tenths}" if line.strip().startswith("temperature:") else line
+                    for line in lines]
         self.battery_tenths -= self.cooling_per_read_tenths
         return "\n".join(rendered) + "\n"
 
@@ -181,9 +181,9 @@ class SimulatedPhone:
         return "".join(f"{i}\t{name}\t{self.zone_millidegrees + 500 * (i % 3)}\n" for i, name in enumerate(names))
 
     def cpufreq(self) -> str:
-        rows = [l for l in self.text("scaling_governor_pixel6_iree_script_table.txt").splitlines()
-                if l.startswith("cpu") and l.split()[0] != "cpu"]
-        return "\n".join(" ".join(l.split()) for l in rows[:8]) + "\n"
+        rows = [line for line in self.text("scaling_governor_pixel6_iree_script_table.txt").splitlines()
+                if line.startswith("cpu") and line.split()[0] != "cpu"]
+        return "\n".join(" ".join(row.split()) for row in rows[:8]) + "\n"
 
 
 # ---------------------------------------------------------------- stand-in binaries
@@ -519,7 +519,7 @@ class _Shell:
         listing += "[ro.build.version.sdk]: [34]\n[ro.build.version.release]: [14]\n"
         if not args:
             return _Result(out=listing.encode())
-        values = dict(l[1:-1].split("]: [", 1) for l in listing.splitlines() if l.startswith("["))
+        values = dict(line[1:-1].split("]: [", 1) for line in listing.splitlines() if line.startswith("["))
         return _Result(out=(values.get(args[0], "") + "\n").encode())
 
     def _cmd_dumpsys(self, args: list[str]) -> _Result:

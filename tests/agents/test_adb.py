@@ -134,7 +134,7 @@ def test_torchscript_interleaved_per_run_values_end_to_end(
     assert first != second and [run.model_path for run in timed] == [first, second, second, first]  # the schedule
     by_model = {path: [v / 1000 for run in timed if run.model_path == path for v in run.printed_us]
                 for path in {run.model_path for run in timed}}
-    for artifact, runs in zip(ptl_models, samples):
+    for artifact, runs in zip(ptl_models, samples, strict=True):
         remote = next(path for path, data in pushed.items() if data == Path(artifact.path).read_bytes())
         assert runs == by_model[remote]  # exactly the figures the stand-in printed, in ms
         assert runs and all(abs(v * 1000 / model_latency_us(pushed[remote]) - 1) <= 0.0101 for v in runs)
