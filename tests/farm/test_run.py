@@ -139,7 +139,6 @@ def test_a_permanent_error_in_a_batch_fails_only_the_culprit(tmp_path: Path) -> 
     assert all(ok["latency_ms"] == [arch_latency(a) for a in ok["arch"]])
 
 
-@pytest.mark.timeout(180)
 def test_a_crashed_actor_is_replaced_and_its_job_retried(tmp_path: Path) -> None:
     summary = run_campaign(
         config(tmp_path, [scripted_device("dev")], job_size=10),

@@ -1,0 +1,84 @@
+"""The ``farm`` console script: status (text and JSON), devices, the import hook, exit-2 errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from farm import protocol as protocols
+from farm.cli import build_parser, main
+from farm.inventory import Device
+from farm.jobs import failed_row, measured_row
+from farm.store import Store
+from farm.summary import CampaignSummary, DeviceSummary, save_record
+from agents.base import Artifact
+
+PROTOCOL = protocols.make("interleaved", warmup=0, runs=3, rounds=1)
+
+
+def fill_store(root: Path) -> None:
+    """Rows as a campaign writes them: two devices, one of them a replay simulation, one failure."""
+    rows = []
+    for device, values in ((Device(name="cpu-local", kind="cpu"), [1.0, 2.0, 3.0]),
+                           (Device(name="sim", kind="replay", replay={"table": "t.parquet", "device": "x"}), [5.0])):
+        for index, value in enumerate(values):
+            summary = PROTOCOL.summarize([value, value, value])
+            rows.append(measured_row(device, "c1", Artifact("nasbench201", f"a{index}"), PROTOCOL, summary, host="h"))
+    rows.append(failed_row(Device(name="cpu-local", kind="cpu"), "c1", Artifact("nasbench201", "bad"), PROTOCOL, "boom"))
+    Store(root).append(rows)
+    save_record(CampaignSummary("c1", "nasbench201", str(root), status="finished", started_at="2026-01-01T00:00:00",
+                                finished_at="2026-01-01T00:01:00",
+                                devices=[DeviceSummary("cpu-local", "cpu", requested=4, measured=3, failed=1)]))
+
+
+def test_status_prints_counts_per_device_and_the_last_campaign(tmp_path: Path, capsys) -> None:
+    fill_store(tmp_path)
+    assert main(["status", "--store", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"store {tmp_path}: 5 rows" in out
+    line = next(l for l in out.splitlines() if l.strip().startswith("nasbench201") and "cpu-local" in l)
+    assert line.split()[3:7] == ["3", "0", "1", "3"] and "2.000" in line  # ok, unstable, failed, archs, median
+    assert "replay: simulated devices" in out
+    assert "last campaign (1 in total)" in out and "campaign c1 (finished)" in out
+
+
+def test_status_json(tmp_path: Path, capsys) -> None:
+    fill_store(tmp_path)
+    assert main(["status", "--store", str(tmp_path), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    by_device = {m["device"]: m for m in payload["measurements"]}
+    assert by_device["sim"]["device_kind"] == "replay" and by_device["sim"]["median_ms"] == 5.0
+    assert by_device["cpu-local"]["failed"] == 1
+    assert payload["last_campaign"]["campaign_id"] == "c1" and payload["campaigns"] == 1
+
+
+def test_status_of_a_missing_store_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["status", "--store", str(tmp_path / "nowhere")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nowhere" in err and "no such folder" in err
+
+
+def test_import_and_measure_are_wired() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["import", "table.parquet", "--store", "s"])
+    assert callable(args.handler)
+    args = parser.parse_args(["measure", "--space", "fbnet", "--sample", "3"])
+    assert (args.space, args.sample) == ("fbnet", 3)
+
+
+@pytest.mark.timeout(180)
+def test_devices_probes_through_ray_actors(tmp_path: Path, help_table_path: Path, capsys) -> None:
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        "devices:\n"
+        f"  - {{name: replay-pixel2, kind: replay, replay: {{table: {help_table_path}, device: pixel2}}}}\n"
+        f"  - {{name: replay-wrong, kind: replay, replay: {{table: {help_table_path}, device: pixel99}}}}\n"
+    )
+    assert main(["devices", "--inventory", str(inventory), "--json"]) == 1  # one device unusable
+    results = {r["device"]: r for r in json.loads(capsys.readouterr().out)}
+    assert results["replay-pixel2"]["reachable"] and results["replay-pixel2"]["facts"]["extra"]["simulated"]
+    assert not results["replay-wrong"]["reachable"] and "pixel99" in results["replay-wrong"]["error"]

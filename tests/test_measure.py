@@ -1,0 +1,83 @@
+"""measure.py: zero-configuration run on this CPU, the JSON summary, and one-line exit-2 errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from farm.measure_command import main, read_arch_file
+from farm.spaces import get
+from farm.store import Store
+from tests.farm.scripted_agent import local_ray
+
+REPO = Path(__file__).resolve().parents[1]
+GOOD_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"
+
+
+def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path: Path) -> None:
+    archs = tmp_path / "archs.txt"
+    archs.write_text(f"# two good archs, then a bad one\n{GOOD_ARCH}\n\n{GOOD_ARCH}\n|nor_conv_3x3~0|+|bogus~0|\n")
+    cases = {
+        "device": (["--devices", "cpu-local,pixel42"], ["unknown device 'pixel42'", "cpu-local"]),
+        "space": (["--space", "mobilenet"], ["unknown search space 'mobilenet'", "nasbench201"]),
+        "archs": (["--archs", str(archs)], [f"{archs}: line 5:"]),
+    }
+    processes = {
+        name: subprocess.Popen([sys.executable, "measure.py", *argv, "--store", str(tmp_path / "m")], cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for name, (argv, _) in cases.items()
+    }
+    for name, process in processes.items():
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 2, (name, err)
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        for needle in cases[name][1]:
+            assert needle in err, (name, err)
+    assert not (tmp_path / "m").exists()  # nothing started
+
+
+def test_arch_file_reader_canonicalises_and_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "a.txt"
+    path.write_text(f"  {GOOD_ARCH}  \n# comment\n")
+    assert read_arch_file(path, get("nasbench201")) == [GOOD_ARCH]
+    path.write_text("\n# only comments\n")
+    with pytest.raises(Exception, match="no arch strings"):
+        read_arch_file(path, get("nasbench201"))
+
+
+@pytest.fixture()
+def ray_session():
+    """One local Ray for both runs of the test (measure.py reuses a running Ray; alone it starts one)."""
+    yield from local_ray()
+
+
+@pytest.mark.timeout(300)
+def test_default_inventory_measures_this_cpu_and_resumes(tmp_path: Path, capsys, monkeypatch, ray_session) -> None:
+    # Zero configuration: the repository's inventory.yaml (this machine's CPU), a fast protocol.
+    monkeypatch.chdir(REPO)
+    store = tmp_path / "measurements"
+    argv = ["--sample", "2", "--seed", "5", "--warmup", "1", "--runs", "2", "--rounds", "1",
+            "--store", str(store), "--json"]
+    code = main(argv)
+    summary = json.loads(capsys.readouterr().out)
+    device = summary["devices"][0]
+    assert device["device"] == "cpu-local" and device["kind"] == "cpu"
+    rows = Store(store).read()
+    runtimes = set(rows["runtime"])
+    assert device["requested"] == 2 * len(runtimes) and len(rows) == device["requested"]  # every key has an outcome
+    torch_rows = rows[rows["runtime"] == "torch"]
+    assert set(torch_rows["arch"]) == set(get("nasbench201").sample(2, seed=5))
+    assert set(torch_rows["status"]) <= {"ok", "unstable"} and (torch_rows["latency_ms"] > 0).all()
+    assert (torch_rows["samples_ms"].map(len) == 2).all() and set(torch_rows["device_kind"]) == {"cpu"}
+    assert code == (1 if device["failed"] else 0)
+    if "torchscript" in runtimes:
+        assert summary["builds"] == 2  # torchscript models are built as Ray tasks
+
+    # a second run skips what is already ok
+    main(argv)
+    again = json.loads(capsys.readouterr().out)["devices"][0]
+    assert again["skipped"] == int((rows["status"] == "ok").sum())
