@@ -149,6 +149,7 @@ class StandInRun:
     argv: list[str]
     model_path: str
     cpu_mask: str | None
+    variant: str = ""
     printed_us: list[float] = field(default_factory=list)
 
 
@@ -187,15 +188,19 @@ class SimulatedPhone:
 
 
 # ---------------------------------------------------------------- stand-in binaries
-def install_stand_in(sandbox: Path, device_path: str, tool: str) -> Path:
-    """Put a stand-in for ``tool`` at ``device_path`` (under /data/local/tmp), executable."""
+def install_stand_in(sandbox: Path, device_path: str, tool: str, variant: str = "") -> Path:
+    """Put a stand-in for ``tool`` at ``device_path`` (under /data/local/tmp), executable.
+
+    ``variant="no_pep"`` makes ``speed_benchmark_torch`` print no ``PyTorchObserver`` lines
+    (a build without the observer), leaving only its summary line.
+    """
     if tool not in _STAND_INS:
         raise ValueError(f"no stand-in for {tool!r}; known: {sorted(_STAND_INS)}")
     host = _host_path(sandbox, device_path)
     if host is None:
         raise ValueError(f"{device_path} is outside {SANDBOX_ROOT}")
     host.parent.mkdir(parents=True, exist_ok=True)
-    host.write_bytes(STAND_IN_MARKER + tool.encode() + b"\n")
+    host.write_bytes(STAND_IN_MARKER + f"{tool} {variant}".strip().encode() + b"\n")
     host.chmod(0o755)
     return host
 
@@ -232,7 +237,7 @@ def _speed_benchmark_torch(run: StandInRun, model: bytes | None, seed: str) -> t
     values = _jittered(model_latency_us(model or b""), seed, iterations)
     run.printed_us = [float(v) for v in values]
     lines = ["Starting benchmark.", "Running warmup runs.", "Main runs."]
-    if flags.get("report_pep") in ("true", "1"):
+    if flags.get("report_pep") in ("true", "1") and run.variant != "no_pep":
         lines += [f'PyTorchObserver {{"type": "NET", "unit": "us", "metric": "latency", "value": "{v}"}}'
                   for v in values]
     mean = sum(values) / len(values)
@@ -771,10 +776,11 @@ class ADBDaemonSimulation:
         self._send(sock, b"CLSE", remote, local)
 
     # ------------------------------------------------------------ stand-ins
-    def run_stand_in(self, tool: str, argv: list[str], shell: _Shell) -> _Result:
+    def run_stand_in(self, marker: str, argv: list[str], shell: _Shell) -> _Result:
+        tool, _, variant = marker.partition(" ")
         function, model_flag = _STAND_INS[tool]
         model_path = _flags(argv).get(model_flag, "")
-        run = StandInRun(tool, list(argv), model_path, shell.mask)
+        run = StandInRun(tool, list(argv), model_path, shell.mask, variant)
         with self._lock:
             self.invocations.append(run)
             count = len(self.invocations)

@@ -144,6 +144,17 @@ def test_torchscript_interleaved_per_run_values_end_to_end(
     assert all(path.startswith(f"{SANDBOX_ROOT}/latfarm/c1/") for path in adbd.pushed)
 
 
+def test_a_build_without_observer_lines_gives_its_summary_as_one_batch_mean(
+    sandbox: Path, fixtures_dir: Path, adb_key: tuple[str, str], ptl_models: list[Artifact]
+) -> None:
+    install_stand_in(sandbox, BINARIES["torchscript"], "speed_benchmark_torch", variant="no_pep")
+    with ADBDaemonSimulation(sandbox, fixtures_dir, authorized_keys=[adb_key[1]]) as daemon:
+        with ADBAgent(settings(daemon.port, adb_key[0])) as agent:
+            (samples,) = agent.run(ptl_models[:1], [Burst(0, 1, 5), Burst(0, 1, 5)])
+    timed = daemon.invocations[1:]
+    assert samples == pytest.approx([sum(run.printed_us) / 5 / 1000 for run in timed], rel=1e-5)
+
+
 def test_tflite_bursts_become_batches_of_batch_means(
     adbd: ADBDaemonSimulation, adb_key: tuple[str, str], tmp_path: Path
 ) -> None:
