@@ -30,7 +30,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-__all__ = ["Cost", "count", "count_macs", "count_params", "module_device"]
+__all__ = ["Cost", "conv_cost", "conv_out_size", "count", "count_macs", "count_params", "module_device"]
 
 
 @dataclass(frozen=True)
@@ -112,3 +112,32 @@ def count(
         for handle in handles:
             handle.remove()
     return Cost(total, count_params(module))
+
+
+def conv_out_size(size: int, kernel: int, stride: int = 1) -> int:
+    """Output side of a conv with padding ``kernel // 2`` (odd kernels: "same" at stride 1)."""
+    return (size + 2 * (kernel // 2) - kernel) // stride + 1
+
+
+def conv_cost(
+    c_in: int,
+    c_out: int,
+    kernel: int,
+    out_size: int,
+    groups: int = 1,
+    bias: bool = False,
+    bn: bool = True,
+) -> Cost:
+    """Analytic :class:`Cost` of one square Conv2d (optionally followed by BatchNorm2d).
+
+    MACs = ``out_size**2 * c_out * (c_in / groups) * kernel**2``, the same
+    count the hooks of :func:`count` make; parameters include the bias and
+    the BN scale and shift. Spaces too large to tabulate by running modules
+    use this, and their tests compare it with :func:`count` on built models.
+
+    Example:
+        >>> conv_cost(16, 32, 3, 8)
+        Cost(macs=294912, params=4672)
+    """
+    weights = c_out * (c_in // groups) * kernel * kernel
+    return Cost(weights * out_size * out_size, weights + (c_out if bias else 0) + (2 * c_out if bn else 0))

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from farm.spaces.base import ArchError, SearchSpace
-from farm.spaces.counting import Cost, count
+from farm.spaces.counting import Cost, conv_cost, conv_out_size
 from farm.spaces.encoding import chain_graph, distinct_samples, onehot_rows
 
 #: The 9 candidate blocks, in HW-NAS-Bench's / HELP's index order (``op_idx_list`` values).
@@ -247,8 +247,9 @@ class FBNet(SearchSpace):
         """MACs and parameters as a sum of per-position block costs plus stem and head.
 
         Every position's shapes are fixed by the macro-architecture, so each
-        (position, block) is counted once per input size with hooks on meta
-        modules; a test checks sums against counts on whole built models.
+        (position, block) cost is computed once per input size from the layer
+        formula :func:`farm.spaces.counting.conv_cost`; tests check the sums
+        against hook and FlopCounterMode counts on whole built models.
         """
         fixed, per_position = _component_costs(self.setting, input_size or self.default_input_size)
         total = fixed
@@ -268,23 +269,29 @@ def _parse(arch: str) -> tuple[str, ...]:
     return tuple(blocks)
 
 
+def _block_cost(name: str, c_in: int, c_out: int, stride: int, size: int) -> Cost:
+    """Cost of block ``name`` on a ``size`` x ``size`` input (the layers of :func:`make_block`)."""
+    out_size = conv_out_size(size, 1, stride)
+    if name == "skip":
+        return Cost() if stride == 1 and c_in == c_out else conv_cost(c_in, c_out, 1, out_size)
+    kernel, expansion, groups = BLOCK_SPECS[name]
+    hidden = c_in * expansion
+    return (
+        conv_cost(c_in, hidden, 1, size, groups=groups)
+        + conv_cost(hidden, hidden, kernel, out_size, groups=hidden)
+        + conv_cost(hidden, c_out, 1, out_size, groups=groups)
+    )
+
+
 @functools.lru_cache(maxsize=None)
 def _component_costs(setting: FBNetSetting, input_size: int) -> tuple[Cost, list[dict[str, Cost]]]:
     """(stem + head cost, per position {block: cost}) at ``input_size``."""
-    with torch.device("meta"):
-        stem = ConvNorm(3, STEM_CHANNELS, 3, setting.stem_stride)
-        x = torch.empty(1, 3, input_size, input_size)
-        fixed = count(stem, x.shape)
-        x = stem(x)
-        per_position = []
-        for c_in, c_out, stride in setting.positions():
-            blocks = {name: make_block(name, c_in, c_out, stride) for name in BLOCKS}
-            per_position.append({name: count(block, x.shape, "meta") for name, block in blocks.items()})
-            x = blocks["skip"](x)
-        head = nn.Sequential(
-            ConvNorm(STAGE_CHANNELS[-1], setting.header_channels, 1),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(1),
-            nn.Linear(setting.header_channels, setting.num_classes),
-        )
-    return fixed + count(head, x.shape), per_position
+    size = conv_out_size(input_size, 3, setting.stem_stride)
+    fixed = conv_cost(3, STEM_CHANNELS, 3, size)
+    per_position = []
+    for c_in, c_out, stride in setting.positions():
+        per_position.append({name: _block_cost(name, c_in, c_out, stride, size) for name in BLOCKS})
+        size = conv_out_size(size, 1, stride)
+    header = conv_cost(STAGE_CHANNELS[-1], setting.header_channels, 1, size)
+    classifier = Cost(setting.header_channels * setting.num_classes, (setting.header_channels + 1) * setting.num_classes)
+    return fixed + header + classifier, per_position

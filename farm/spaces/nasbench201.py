@@ -369,37 +369,54 @@ def _plain_edges() -> list[tuple[int, int]]:
 _PLAIN_EDGES = _plain_edges()
 
 
+_OP_INDEX = {op: GRAPH_OPS.index(op) for op in GRAPH_OPS}
+
+
 @functools.lru_cache(maxsize=65536)
 def _graph_cached(ops: tuple[str, ...], detach: bool) -> tuple[np.ndarray, np.ndarray]:
-    adjacency = np.zeros((GRAPH_NODES, GRAPH_NODES), dtype=np.uint8)
+    successors = [set() for _ in range(OUTPUT_NODE + 1)]
     for a, b in _PLAIN_EDGES:
-        adjacency[a, b] = 1
+        successors[a].add(b)
     if detach:
-        for node, op in enumerate(ops, start=1):
-            if op == "none":
-                adjacency[node, :] = 0
-                adjacency[:, node] = 0
-        for node, op in enumerate(ops, start=1):
-            if op == "skip_connect":
-                preds = np.flatnonzero(adjacency[:, node])
-                succs = np.flatnonzero(adjacency[node, :])
-                adjacency[np.ix_(preds, succs)] = 1
-                adjacency[node, :] = 0
-                adjacency[:, node] = 0
-        reach_from_input = _reachable(adjacency, INPUT_NODE)
-        reach_output = _reachable(adjacency.T, OUTPUT_NODE)
-        for node in range(1, len(EDGES) + 1):
-            if not (reach_from_input[node] and reach_output[node]):
-                adjacency[node, :] = 0
-                adjacency[:, node] = 0
+        _detach(ops, successors)
+    adjacency = np.zeros((GRAPH_NODES, GRAPH_NODES), dtype=np.uint8)
+    for node, targets in enumerate(successors):
+        adjacency[node, list(targets)] = 1
     adjacency[:GLOBAL_NODE, GLOBAL_NODE] = 1
     op_indices = np.array(
-        [GRAPH_OPS.index("input"), *(GRAPH_OPS.index(op) for op in ops), GRAPH_OPS.index("output"), GRAPH_OPS.index("global")],
-        dtype=np.int64,
+        [_OP_INDEX["input"], *(_OP_INDEX[op] for op in ops), _OP_INDEX["output"], _OP_INDEX["global"]], dtype=np.int64
     )
     adjacency.flags.writeable = False
     op_indices.flags.writeable = False
     return adjacency, op_indices
+
+
+def _detach(ops: tuple[str, ...], successors: list[set[int]]) -> None:
+    """BRP-NAS detaching on successor sets (in place): drop zeros, bypass skips, drop dangling ops."""
+
+    def isolate(node: int) -> None:
+        successors[node].clear()
+        for targets in successors:
+            targets.discard(node)
+
+    for node, op in enumerate(ops, start=1):
+        if op == "none":
+            isolate(node)
+    for node, op in enumerate(ops, start=1):
+        if op == "skip_connect":
+            for targets in successors:
+                if node in targets:
+                    targets |= successors[node]
+            isolate(node)
+    from_input = _reachable(successors, INPUT_NODE)
+    predecessors = [set() for _ in successors]
+    for a, targets in enumerate(successors):
+        for b in targets:
+            predecessors[b].add(a)
+    to_output = _reachable(predecessors, OUTPUT_NODE)
+    for node in range(1, len(EDGES) + 1):
+        if node not in from_input or node not in to_output:
+            isolate(node)
 
 
 def _graph(ops: tuple[str, ...], detach: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -407,15 +424,14 @@ def _graph(ops: tuple[str, ...], detach: bool) -> tuple[np.ndarray, np.ndarray]:
     return adjacency.copy(), op_indices.copy()
 
 
-def _reachable(adjacency: np.ndarray, start: int) -> np.ndarray:
-    seen = np.zeros(len(adjacency), dtype=bool)
+def _reachable(successors: list[set[int]], start: int) -> set[int]:
+    seen: set[int] = set()
     stack = [start]
     while stack:
         node = stack.pop()
-        if seen[node]:
-            continue
-        seen[node] = True
-        stack.extend(np.flatnonzero(adjacency[node]).tolist())
+        if node not in seen:
+            seen.add(node)
+            stack.extend(successors[node])
     return seen
 
 

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from farm.spaces.base import ArchError, SearchSpace
-from farm.spaces.counting import Cost
+from farm.spaces.counting import Cost, conv_cost, conv_out_size
 from farm.spaces.encoding import chain_graph, distinct_samples, onehot_rows
 
 KERNELS = (3, 5, 7)
@@ -356,39 +356,34 @@ def _parse(arch: str) -> OFAArch:
 
 def _halve(size: int) -> int:
     """Output size of a same-padded odd-kernel conv with stride 2."""
-    return (size + 1) // 2
-
-
-def _conv_cost(c_in: int, c_out: int, kernel: int, out_size: int, groups: int = 1, bias: bool = False, bn: bool = True) -> Cost:
-    weights = c_out * (c_in // groups) * kernel * kernel
-    return Cost(weights * out_size * out_size, weights + (c_out if bias else 0) + (2 * c_out if bn else 0))
+    return conv_out_size(size, 3, 2)
 
 
 def _mbconv_cost(c_in: int, c_out: int, kernel: int, stride: int, expand: int, se: bool, in_size: int) -> Cost:
     """MBConv: [1x1 expand at the input size] + kxk depthwise and 1x1 projection at the output size + SE on 1x1."""
     out_size = _halve(in_size) if stride == 2 else in_size
     mid = c_in if expand == 1 else make_divisible(round(c_in * expand))
-    total = Cost() if expand == 1 else _conv_cost(c_in, mid, 1, in_size)
-    total = total + _conv_cost(mid, mid, kernel, out_size, groups=mid)
+    total = Cost() if expand == 1 else conv_cost(c_in, mid, 1, in_size)
+    total = total + conv_cost(mid, mid, kernel, out_size, groups=mid)
     if se:
         se_mid = make_divisible(mid // 4)
-        total = total + _conv_cost(mid, se_mid, 1, 1, bias=True, bn=False) + _conv_cost(se_mid, mid, 1, 1, bias=True, bn=False)
-    return total + _conv_cost(mid, c_out, 1, out_size)
+        total = total + conv_cost(mid, se_mid, 1, 1, bias=True, bn=False) + conv_cost(se_mid, mid, 1, 1, bias=True, bn=False)
+    return total + conv_cost(mid, c_out, 1, out_size)
 
 
 @functools.lru_cache(maxsize=None)
 def _fixed_cost(size: int) -> tuple[Cost, tuple[tuple[int, int], ...]]:
     """(stem + first block + head cost, per stage (input size of its first block, size inside))."""
     size = _halve(size)
-    fixed = _conv_cost(3, STEM_CHANNELS, 3, size)
+    fixed = conv_cost(3, STEM_CHANNELS, 3, size)
     fixed = fixed + _mbconv_cost(STEM_CHANNELS, FIRST_BLOCK_CHANNELS, 3, 1, 1, False, size)
     stage_sizes = []
     for stride in STAGE_STRIDES:
         inside = _halve(size) if stride == 2 else size
         stage_sizes.append((size, inside))
         size = inside
-    fixed = fixed + _conv_cost(STAGE_CHANNELS[-1], FINAL_EXPAND_CHANNELS, 1, size)
-    fixed = fixed + _conv_cost(FINAL_EXPAND_CHANNELS, LAST_CHANNELS, 1, 1, bn=False)
+    fixed = fixed + conv_cost(STAGE_CHANNELS[-1], FINAL_EXPAND_CHANNELS, 1, size)
+    fixed = fixed + conv_cost(FINAL_EXPAND_CHANNELS, LAST_CHANNELS, 1, 1, bn=False)
     fixed = fixed + Cost(LAST_CHANNELS * NUM_CLASSES, LAST_CHANNELS * NUM_CLASSES + NUM_CLASSES)
     return fixed, tuple(stage_sizes)
 

@@ -7,6 +7,7 @@ from typing import Callable
 
 import pandas as pd
 import pytest
+import torch
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +28,13 @@ def help_latencies(help_table_path: Path) -> Callable[[str, str], pd.DataFrame]:
         return cache[space, device]
 
     return load
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Run these tests on one intra-op thread (restored after): on a shared 2-core machine,
+    two threads spinning against other processes' work made forward passes ~5x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

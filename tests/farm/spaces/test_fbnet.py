@@ -8,6 +8,7 @@ import torch
 from scipy.stats import spearmanr
 
 from farm.spaces import ArchError, get
+from farm.spaces.counting import count
 from farm.spaces.fbnet import BLOCKS, GRAPH_OPS, IMAGENET, POSITIONS, FBNet
 
 SPACE = get("fbnet")
@@ -57,6 +58,7 @@ def test_imagenet_setting() -> None:
         FBNet("cifar10")
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 def test_torchscript_freeze_matches_eager() -> None:
     blocks = list(SPACE.parse(SPACE.sample(1, seed=9)[0]))
     blocks[2], blocks[10] = "k3_e1_g2", "k5_e1_g2"  # channel shuffles must script too
@@ -106,13 +108,18 @@ def test_flops_and_params_of_hand_checked_archs() -> None:
 def test_flops_and_params_equal_counts_on_the_built_model() -> None:
     from torch.utils.flop_counter import FlopCounterMode
 
-    for arch in SPACE.sample(3, seed=13):
+    for space, arch, size in [
+        (SPACE, SPACE.sample(1, seed=13)[0], 32),
+        (SPACE, SPACE.sample(1, seed=14)[0], 30),  # odd sizes after stride 2
+        (FBNet("imagenet"), SPACE.sample(1, seed=15)[0], 64),
+    ]:
         with torch.device("meta"):
-            model = SPACE.build(arch)
+            model = space.build(arch)
             with FlopCounterMode(display=False) as counter:
-                model(torch.empty(1, 3, 32, 32))
-        assert SPACE.flops(arch) == counter.get_total_flops() // 2
-        assert SPACE.params(arch) == sum(p.numel() for p in model.parameters())
+                model(torch.empty(1, 3, size, size))
+        assert space.cost(arch, size) == count(model, (1, 3, size, size))
+        assert space.flops(arch, size) == counter.get_total_flops() // 2
+        assert space.params(arch) == sum(p.numel() for p in model.parameters())
 
 
 def test_flops_rank_like_raspi4_latency(help_latencies, capsys) -> None:

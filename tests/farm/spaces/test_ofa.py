@@ -95,6 +95,7 @@ def test_builder_matches_the_ofa_package(ofa_supernet) -> None:
         torch.testing.assert_close(ours(x), reference(x))
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 def test_torchscript_freeze_matches_eager() -> None:
     model = SPACE.build(SPACE.sample(1, seed=8)[0])
     frozen = torch.jit.freeze(torch.jit.script(model))

@@ -1,0 +1,138 @@
+"""Speed and fidelity figures of the search spaces (``farm.spaces``).
+
+Prints:
+
+1. median seconds to build one NAS-Bench-201 model and freeze it as TorchScript
+   (``torch.jit.script`` + ``torch.jit.freeze``, and ``torch.jit.trace`` +
+   ``freeze`` as ``farm.build`` does), over random archs; target <= 0.2 s;
+2. seconds to encode all 15,625 NB201 graphs (``graph()``, caches cleared); target <= 5 s;
+3. seconds to compute FLOPs of the 5,000 FBNet archs of the public table (cold caches);
+4. Spearman correlation between ``flops()`` and published latencies on every
+   arch of the public table: NB201 vs raspi4, FBNet vs raspi4, OFA vs titan_rtx_64.
+
+Usage: ``python benchmarks/spaces.py [--archs 20] [--threads 1] [--json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from farm import spaces  # noqa: E402
+from farm.spaces import fbnet, nasbench201  # noqa: E402
+
+TABLE = Path(os.environ.get("LATFARM_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data" / "help_latency.parquet"
+
+
+def timed(work: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
+def freeze_times(archs: list[str]) -> dict[str, float]:
+    """Median build+freeze seconds per NB201 arch, scripted and traced (one untimed warm-up each)."""
+    space = spaces.get("nasbench201")
+    example = torch.zeros(space.input_shape(archs[0]))
+
+    def scripted(arch: str) -> None:
+        torch.jit.freeze(torch.jit.script(space.build(arch)))
+
+    def traced(arch: str) -> None:
+        torch.jit.freeze(torch.jit.trace(space.build(arch), example, check_trace=False))
+
+    figures = {}
+    for name, work in (("script", scripted), ("trace", traced)):
+        work(archs[0])
+        figures[name] = statistics.median(timed(lambda a=arch: work(a)) for arch in archs)
+    return figures
+
+
+def encode_all_nb201() -> float:
+    space = spaces.get("nasbench201")
+    archs = list(space.enumerate())
+    nasbench201._parse.cache_clear()
+    nasbench201._graph_cached.cache_clear()
+    return timed(lambda: [space.graph(arch) for arch in archs])
+
+
+def fbnet_flops(archs: list[str]) -> float:
+    space = spaces.get("fbnet")
+    fbnet._parse.cache_clear()
+    fbnet._component_costs.cache_clear()
+    return timed(lambda: [space.flops(arch) for arch in archs])
+
+
+def spearman_figures() -> dict[str, dict[str, float]]:
+    import pandas as pd
+    from scipy.stats import spearmanr
+
+    figures = {}
+    for space_name, device in (("nasbench201", "raspi4"), ("fbnet", "raspi4"), ("ofa", "titan_rtx_64")):
+        table = pd.read_parquet(
+            TABLE, columns=["arch", "latency_ms"], filters=[("search_space", "==", space_name), ("device", "==", device)]
+        )
+        space = spaces.get(space_name)
+        rho = spearmanr([space.flops(a) for a in table["arch"]], table["latency_ms"]).statistic
+        figures[f"{space_name}/{device}"] = {"spearman": float(rho), "archs": len(table)}
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--archs", type=int, default=20, help="NB201 archs to build and freeze (default 20)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    report: dict[str, Any] = {
+        "host": platform.node(),
+        "cpu_count": os.cpu_count(),
+        "load_average_1min": os.getloadavg()[0],
+        "threads": args.threads,
+        "torch": torch.__version__,
+    }
+    report["nb201_build_freeze_s"] = freeze_times(spaces.get("nasbench201").sample(args.archs, seed=0))
+    report["nb201_encode_all_graphs_s"] = encode_all_nb201()
+    fbnet_archs = spaces.get("fbnet").sample(5000, seed=0)
+    if TABLE.is_file():
+        import pandas as pd
+
+        fbnet_archs = pd.read_parquet(TABLE, columns=["arch"], filters=[("search_space", "==", "fbnet")])["arch"].unique().tolist()
+    report["fbnet_flops_5000_s"] = fbnet_flops(fbnet_archs)
+    report["spearman_flops_vs_latency"] = spearman_figures() if TABLE.is_file() else f"{TABLE} not found"
+    report["load_average_1min_end"] = os.getloadavg()[0]
+
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    freeze = report["nb201_build_freeze_s"]
+    print(f"host {report['host']}: {report['cpu_count']} CPUs, load {report['load_average_1min']:.1f} -> "
+          f"{report['load_average_1min_end']:.1f}, torch {report['torch']}, {args.threads} thread(s)")
+    print(f"NB201 build + script + freeze, median of {args.archs} archs: {freeze['script']:.3f} s (target <= 0.2 s)")
+    print(f"NB201 build + trace + freeze (farm.build's path), median:   {freeze['trace']:.3f} s")
+    print(f"NB201 encode all 15,625 graphs: {report['nb201_encode_all_graphs_s']:.2f} s (target <= 5 s)")
+    print(f"FBNet FLOPs of {len(fbnet_archs)} archs (cold caches): {report['fbnet_flops_5000_s']:.2f} s")
+    spearman = report["spearman_flops_vs_latency"]
+    if isinstance(spearman, str):
+        print(f"Spearman figures skipped: {spearman}")
+    else:
+        for pair, figure in spearman.items():
+            print(f"Spearman(flops, latency) {pair}, all {figure['archs']} archs: {figure['spearman']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
