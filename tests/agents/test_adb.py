@@ -240,6 +240,22 @@ def test_unauthorized_key_and_the_allow_dialog(sandbox: Path, fixtures_dir: Path
             assert agent.probe().cores == 8
 
 
+def test_public_key_is_derived_when_the_pub_file_is_missing(
+    sandbox: Path, fixtures_dir: Path, tmp_path: Path, adb_key: tuple[str, str]
+) -> None:
+    lone = tmp_path / "lone" / "adbkey"
+    lone.parent.mkdir()
+    lone.write_text(Path(adb_key[0]).read_text())  # the private key only
+    with ADBDaemonSimulation(sandbox, fixtures_dir, accept_new_keys=True) as daemon:
+        with ADBAgent(settings(daemon.port, str(lone))) as agent:
+            assert agent.probe().cores == 8
+    assert daemon.offered_keys[0].split()[0] == adb_key[1].split()[0]  # the same Android-format public key
+    garbage = tmp_path / "garbage"
+    garbage.write_text("not a key")
+    with pytest.raises(ADBConfigError, match="not a PEM RSA private key"):
+        ADBAgent(settings(daemon.port, str(garbage))).probe()
+
+
 def test_offline_unreachable_and_missing_key(tmp_path: Path, sandbox: Path, fixtures_dir: Path,
                                              adb_key: tuple[str, str]) -> None:
     with ADBDaemonSimulation(sandbox, fixtures_dir, authorized_keys=[adb_key[1]], offline=True) as daemon:
