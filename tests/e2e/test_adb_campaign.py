@@ -32,6 +32,9 @@ BINARY = f"{SANDBOX_ROOT}/speed_benchmark_torch"
 
 @pytest.fixture(scope="module")
 def ray_session():  # noqa: ANN201
+    if ray.is_initialized():  # another module's session: use it, leave it running
+        yield
+        return
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, logging_level="WARNING")
     yield
