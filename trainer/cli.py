@@ -132,15 +132,20 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     predictor.pretrain(data)
     elapsed = time.perf_counter() - started
-    fit = {name: _fit_metrics(predictor, name, values) for name, values in data.items() if name in predictor.targets()}
+    # A single-device method that learned nothing from a source does not list it (nor block transfers to it).
+    learned = {n: v for n, v in data.items() if cls.uses_sources or n in predictor.targets()}
+    fit = {name: _fit_metrics(predictor, name, values) for name, values in learned.items() if name in predictor.targets()}
     registry.save(
         predictor,
         args.out,
-        registry.ManifestUpdate("pretrain", sources=list(data), samples={n: len(v) for n, v in data.items()},
-                                snapshot=snapshot_hash(data), fit_metrics=fit),
+        registry.ManifestUpdate("pretrain", sources=list(learned), samples={n: len(v) for n, v in learned.items()},
+                                snapshot=snapshot_hash(learned), fit_metrics=fit),
     )
-    counts = sorted({len(v) for v in data.values()})
-    print(f"pre-trained {method} on {len(data)} source(s) of {args.space} "
+    if not learned:
+        print(f"{method} learns from target samples only: saved an untrained predictor -> {args.out}")
+        return 0
+    counts = sorted({len(v) for v in learned.values()})
+    print(f"pre-trained {method} on {len(learned)} source(s) of {args.space} "
           f"({'/'.join(map(str, counts))} archs each) in {elapsed:.1f} s -> {args.out}")
     return 0
 
