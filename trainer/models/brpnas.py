@@ -20,6 +20,10 @@ monitored loss is the validation MSE. With fewer samples, e.g. the 20 of a
 few-shot transfer, holding out 2-4 archs would make the stopping point noise,
 so all samples train and the monitored loss is the epoch's training loss.
 
+Deviation: detached nodes keep their op features (``zero_detached=False``);
+BRP-NAS zeroes them, which on measured NAS-Bench-201 latencies merges cells
+whose dangling convolutions still run (see ``trainer.models.arch_inputs``).
+
 Latency is z-scored per target on the training samples only (``scaler``).
 BRP-NAS learns from the target alone: ``pretrain`` ignores sources, and
 ``transfer`` trains a fresh network per target.
@@ -72,6 +76,9 @@ class BRPNASConfig:
     min_val_samples: int = 100
     scaler: ScalerKind = "zscore"
     rank_weight: float = 0.0
+    #: BRP-NAS zeroes the features of detached nodes; that hides dangling ops that still run
+    #: (see ``trainer.models.arch_inputs``), so by default they keep their op features.
+    zero_detached: bool = False
     #: Intra-op threads while training and predicting (small tensors: 1 is fastest).
     threads: int = 1
 
@@ -124,7 +131,7 @@ class BRPNAS(Predictor):
         with torch.random.fork_rng():
             torch.manual_seed(self.seed)
             net = self._new_net()
-            graphs = arch_inputs.graph_batch(self.space, list(samples.index), self.num_node_types)
+            graphs = arch_inputs.graph_batch(self.space, list(samples.index), self.num_node_types, cfg.zero_detached)
             order = torch.randperm(len(samples), generator=torch.Generator().manual_seed(self.seed))
             n_val = int(round(cfg.val_fraction * len(samples))) if len(samples) >= cfg.min_val_samples else 0
             val, train = order[:n_val], order[n_val:]
@@ -155,7 +162,7 @@ class BRPNAS(Predictor):
         if target not in self.nets:
             raise UserError(f"brpnas has no model for target {target!r}; trained: {', '.join(self.nets) or 'none'}")
         net = self.nets[target].eval()
-        graphs = arch_inputs.graph_batch(self.space, list(archs), self.num_node_types)
+        graphs = arch_inputs.graph_batch(self.space, list(archs), self.num_node_types, self.config.zero_detached)
         scaled = predict_in_chunks(lambda part: net(graphs.index(part)), len(archs))
         return self.scalers[target].inverse(scaled)
 

@@ -87,6 +87,8 @@ class MultiPredictConfig:
     #: ``all`` (paper) or ``embedding_head``: the encoder stays as pre-trained.
     finetune: Literal["all", "embedding_head"] = "all"
     rank_weight: float = 0.0
+    #: Zero the node features of detached ops as BRP-NAS does (hurts latency; see ``arch_inputs``).
+    zero_detached: bool = False
     #: Intra-op threads while training and predicting (small tensors: 1 is fastest).
     threads: int = 1
     #: Shorthand (``trainer --epochs N``): caps both ``source_epochs`` and ``target_epochs`` at N.
@@ -99,6 +101,16 @@ class MultiPredictConfig:
     @property
     def transfer_epochs(self) -> int:
         return self.target_epochs if self.epochs is None else min(self.target_epochs, self.epochs)
+
+
+#: The paper's settings, spelled out, whatever the defaults above become (``benchmarks/transfer.py``
+#: reports this configuration as ``multipredict-paper``).
+PAPER_HYPER: dict[str, Any] = {
+    "gcn_hidden": (200, 200, 200), "gcn_head": (200, 200, 200), "mlp_hidden": (100, 100, 100),
+    "mlp_head": (1000, 1000), "hw_dim": 8, "source_lr": 4e-4, "target_lr": 1e-3, "weight_decay": 5e-4,
+    "batch_size": 128, "source_epochs": 250, "target_epochs": 50, "scaler": "minmax", "init": "best",
+    "finetune": "all", "rank_weight": 0.0,
+}
 
 
 class MultiPredictNet(nn.Module):
@@ -187,7 +199,7 @@ class MultiPredict(Predictor):
         if self.encoder_kind == "gcn":
             if self.in_channels is None:
                 self.in_channels = arch_inputs.num_node_types(self.space)
-            return arch_inputs.graph_batch(self.space, archs, self.in_channels)
+            return arch_inputs.graph_batch(self.space, archs, self.in_channels, self.config.zero_detached)
         onehot = arch_inputs.onehot_batch(self.space, archs)
         self.in_channels = onehot.shape[1] if self.in_channels is None else self.in_channels
         return onehot

@@ -8,7 +8,7 @@ CONV_CHAIN = "|nor_conv_3x3~0|+|none~0|nor_conv_1x1~1|+|none~0|none~1|avg_pool_3
 
 
 def test_graph_batch_matches_brpnas_input():
-    batch = arch_inputs.graph_batch("nasbench201", [CONV_CHAIN], arch_inputs.num_node_types("nasbench201"))
+    batch = arch_inputs.graph_batch("nasbench201", [CONV_CHAIN], arch_inputs.num_node_types("nasbench201"), True)
     adj, ops = spaces.get("nasbench201").graph(CONV_CHAIN)
     assert batch.x.shape == (1, 9, 8) and batch.adj.shape == (1, 9, 9) and batch.readout.tolist() == [8]
     receive = batch.adj[0]
@@ -25,6 +25,10 @@ def test_graph_batch_matches_brpnas_input():
     kept = [n for n in range(9) if n not in detached]
     assert torch.all(batch.x[0, kept].sum(-1) == 1)
     assert torch.equal(batch.x[0, kept].argmax(-1), torch.from_numpy(ops[kept]))
+    # by default every node keeps its op one-hot (dangling ops still run and cost time)
+    default = arch_inputs.graph_batch("nasbench201", [CONV_CHAIN], 8)
+    assert torch.equal(default.x[0].argmax(-1), torch.from_numpy(ops)) and torch.all(default.x[0].sum(-1) == 1)
+    assert torch.equal(default.adj, batch.adj)
 
 
 def test_cache_and_onehot():

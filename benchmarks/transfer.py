@@ -1,0 +1,160 @@
+"""Few-shot transfer benchmark on the HELP latency table: ND (NAS-Bench-201) and FD (FBNet).
+
+For each task, each method is evaluated with ``trainer.evaluate.evaluate_method``:
+pre-train on the task's 9 source devices (``--source-samples`` archs each, the
+same archs for every source, drawn with the seed), transfer to each target with
+``--samples`` archs drawn at random with the seed (the same archs for every
+method), and score Spearman rho on every other arch of the target. Rows:
+
+* ``flops``, ``layerwise``: the baselines, fitted on the target samples;
+* ``brpnas-20``: BRP-NAS GCN trained from scratch on the same target samples;
+* ``brpnas-900``: the same GCN trained on 900 target archs (the paper's setting;
+  ``--seeds-900`` seeds, 1 by default because it is the slow row);
+* ``multipredict-paper``: MultiPredict with the paper's settings;
+* ``multipredict``: the project's default MultiPredict settings (our improvements).
+
+It prints one table per task (mean Spearman per target and overall) and the
+timings: pre-training per seed, transfer per target, prediction of the test set
+(all archs but the samples; the first call includes encoding every arch).
+
+Usage::
+
+    python benchmarks/transfer.py                       # everything, 3 seeds
+    python benchmarks/transfer.py --tasks ND --methods multipredict,multipredict-paper
+    python benchmarks/transfer.py --quick               # tiny epochs: a smoke run
+    python benchmarks/transfer.py --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from trainer.data import TargetTable  # noqa: E402
+from trainer.evaluate import TASKS, Evaluation, evaluate_method  # noqa: E402
+from trainer.models.multipredict import PAPER_HYPER  # noqa: E402
+
+DEFAULT_TABLE = Path(os.environ.get("LATFARM_SHARED", REPO.parent / "shared")) / "data" / "help_latency.parquet"
+PUBLISHED = {"ND": {"multipredict-paper": 0.930}, "FD": {"multipredict-paper": 0.960}}
+TARGET_SPEARMAN = {"ND": 0.93, "FD": 0.95}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One benchmark row: a method, its hyper-parameters and the target samples it trains on."""
+
+    name: str
+    method: str
+    hyper: dict[str, Any] = field(default_factory=dict)
+    samples: int | None = None  # None: --samples
+    slow: bool = False  # evaluated with --seeds-900
+
+
+ROWS = {
+    row.name: row
+    for row in (
+        Row("flops", "flops"),
+        Row("layerwise", "layerwise"),
+        Row("brpnas-20", "brpnas"),
+        Row("brpnas-900", "brpnas", samples=900, slow=True),
+        Row("multipredict-paper", "multipredict", dict(PAPER_HYPER)),
+        Row("multipredict", "multipredict"),
+    )
+}
+QUICK_HYPER = {"brpnas": {"epochs": 3}, "multipredict": {"epochs": 3}}
+
+
+def load_tables(path: Path, spaces: set[str]) -> dict[str, TargetTable]:
+    frame = pd.read_parquet(path, columns=["search_space", "arch", "device", "latency_ms"])
+    return {s: TargetTable.from_long(frame[frame.search_space == s], s, origin=str(path)) for s in spaces}
+
+
+def run_row(row: Row, task: str, table: TargetTable, args: argparse.Namespace) -> Evaluation:
+    spec = TASKS[task]
+    hyper = {**row.hyper, **(QUICK_HYPER.get(row.method, {}) if args.quick else {})}
+    seeds = args.seeds_900 if row.slow else args.seeds
+    return evaluate_method(
+        table, spec.space, spec.sources, spec.targets, samples=row.samples or args.samples, seeds=seeds,
+        method=row.method, source_samples=args.source_samples, progress=sys.stderr.isatty(), **hyper,
+    )
+
+
+def report(task: str, results: dict[str, Evaluation]) -> str:
+    targets = TASKS[task].targets
+    header = f"{'method':<20}" + "".join(f"{t[:13]:>14}" for t in targets) + f"{'mean':>9}{'published':>11}"
+    lines = [f"== {task} ({TASKS[task].space}): mean Spearman over seeds, test = all archs but the samples", header]
+    for name, ev in results.items():
+        per = ev.per_target()
+        published = PUBLISHED.get(task, {}).get(name)
+        lines.append(
+            f"{name:<20}" + "".join(f"{per[t].spearman:>14.4f}" for t in targets) + f"{ev.mean().spearman:>9.4f}"
+            + (f"{published:>11.3f}" if published else f"{'':>11}")
+            + f"   (samples {ev.samples}, seeds {','.join(map(str, ev.seeds))})"
+        )
+    lines.append("timings (s): pretrain per seed | transfer mean / max | predict test set mean / max (first is cold)")
+    for name, ev in results.items():
+        pre = list(ev.pretrain_s.values())
+        tr = [r.transfer_s for r in ev.runs]
+        pr = [r.predict_s for r in ev.runs]
+        lines.append(
+            f"{name:<20} {max(pre):8.1f} | {sum(tr) / len(tr):7.2f} / {max(tr):7.2f} | {sum(pr) / len(pr):6.2f} / {max(pr):6.2f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--table", type=Path, default=DEFAULT_TABLE, help="help_latency.parquet")
+    parser.add_argument("--tasks", default="ND,FD")
+    parser.add_argument("--methods", default=",".join(ROWS), help=f"comma list of {', '.join(ROWS)}")
+    parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--seeds-900", default="0", help="seeds of the slow brpnas-900 row")
+    parser.add_argument("--source-samples", type=int, default=900)
+    parser.add_argument("--quick", action="store_true", help="tiny epochs (smoke run; figures meaningless)")
+    parser.add_argument("--json", type=Path, default=None, help="write every evaluation as JSON here")
+    args = parser.parse_args(argv)
+    args.seeds = [int(s) for s in args.seeds.split(",")]
+    args.seeds_900 = [int(s) for s in args.seeds_900.split(",")]
+    tasks = [t.strip() for t in args.tasks.split(",")]
+    names = [m.strip() for m in args.methods.split(",")]
+    bad = [t for t in tasks if t not in TASKS] + [m for m in names if m not in ROWS]
+    if bad or not args.table.is_file():
+        print(f"transfer.py: unknown task/method {bad} or missing table {args.table}", file=sys.stderr)
+        return 2
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, intra-op threads per model: 1", flush=True)
+    tables = load_tables(args.table, {TASKS[t].space for t in tasks})
+    everything: dict[str, dict[str, Any]] = {}
+    for task in tasks:
+        results: dict[str, Evaluation] = {}
+        for name in names:
+            started = time.perf_counter()
+            results[name] = run_row(ROWS[name], task, tables[TASKS[task].space], args)
+            print(f"[{task}] {name}: mean Spearman {results[name].mean().spearman:.4f} "
+                  f"({time.perf_counter() - started:.0f} s)", flush=True)
+        print(report(task, results), flush=True)
+        goal = results.get("multipredict")
+        if goal is not None:
+            verdict = "meets" if goal.mean().spearman >= TARGET_SPEARMAN[task] else "MISSES"
+            print(f"multipredict {verdict} the {task} target of {TARGET_SPEARMAN[task]} "
+                  f"(got {goal.mean().spearman:.4f})", flush=True)
+        everything[task] = {name: ev.to_dict() for name, ev in results.items()}
+    if args.json is not None:
+        args.json.write_text(json.dumps(everything, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
