@@ -268,20 +268,41 @@ def converter_available(runtime: str) -> bool:
 
 
 class _Converter:
+    """One runtime's converter and the interpreter that verifies its files."""
+
+    runtime = ""
     verifier = ""
+    distribution = ""  # the package whose version goes into the cache key
+    modules: tuple[str, ...] = ()  # what must import for a build
+    extra = ""  # the latfarm extra that installs them
 
     def version(self) -> str:
-        raise NotImplementedError
+        try:
+            version = importlib.metadata.version(self.distribution)
+            for module in self.modules:
+                importlib.import_module(module)
+        except (ImportError, importlib.metadata.PackageNotFoundError) as exc:
+            raise ConverterUnavailable(
+                f"{self.runtime} builds need {self.distribution} ({exc}); install the extra: pip install 'latfarm[{self.extra}]'"
+            ) from exc
+        return f"{self.distribution} {version}"
 
     def convert(self, model: torch.nn.Module, example: torch.Tensor, out: Path, settings: BuildSettings) -> dict[str, Any]:
         raise NotImplementedError
 
     def run(self, path: Path, example: torch.Tensor, settings: BuildSettings) -> tuple[np.ndarray, tuple[int, ...]]:
         """Load ``path`` in its interpreter, run ``example``; (output, the file's input shape)."""
+        try:
+            return self._run(path, example, settings)
+        except Exception as exc:  # noqa: BLE001 - any failure to load or run the file fails verification
+            raise VerificationError(f"the {self.verifier} cannot run {path.name}: {type(exc).__name__}: {exc}") from exc
+
+    def _run(self, path: Path, example: torch.Tensor, settings: BuildSettings) -> tuple[np.ndarray, tuple[int, ...]]:
         raise NotImplementedError
 
 
 class _TorchScript(_Converter):
+    runtime = "torchscript"
     verifier = "torch lite interpreter"
 
     def version(self) -> str:
@@ -302,30 +323,20 @@ class _TorchScript(_Converter):
         frozen._save_for_lite_interpreter(str(out))
         return {"optimized_for_mobile": optimized}
 
-    def run(self, path: Path, example: torch.Tensor, settings: BuildSettings) -> tuple[np.ndarray, tuple[int, ...]]:
+    def _run(self, path: Path, example: torch.Tensor, settings: BuildSettings) -> tuple[np.ndarray, tuple[int, ...]]:
         from torch.jit.mobile import _load_for_lite_interpreter
 
-        try:
-            module = _load_for_lite_interpreter(str(path))
-            with torch.no_grad():
-                return _as_array(module(example)), tuple(example.shape)
-        except Exception as exc:  # noqa: BLE001
-            raise VerificationError(f"the lite interpreter cannot run {path.name}: {type(exc).__name__}: {exc}") from exc
+        module = _load_for_lite_interpreter(str(path))
+        with torch.no_grad():
+            return _as_array(module(example)), tuple(example.shape)
 
 
 class _TFLite(_Converter):
+    runtime = "tflite"
     verifier = "ai-edge-litert interpreter"
-
-    def version(self) -> str:
-        try:
-            version = importlib.metadata.version("litert-torch")
-            importlib.import_module("litert_torch")
-            _tflite_interpreter_class()
-        except (ImportError, importlib.metadata.PackageNotFoundError) as exc:
-            raise ConverterUnavailable(
-                f"tflite builds need litert-torch and ai-edge-litert ({exc}); install the extra: pip install 'latfarm[convert]'"
-            ) from exc
-        return f"litert-torch {version}"
+    distribution = "litert-torch"
+    modules = ("litert_torch",)
+    extra = "convert"
 
     def convert(self, model: torch.nn.Module, example: torch.Tensor, out: Path, settings: BuildSettings) -> dict[str, Any]:
         os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")  # it draws a progress tree per conversion
@@ -338,33 +349,23 @@ class _TFLite(_Converter):
         litert_torch.convert(model, (sample,)).export(str(out))
         return {}
 
-    def run(self, path: Path, example: torch.Tensor, settings: BuildSettings) -> tuple[np.ndarray, tuple[int, ...]]:
+    def _run(self, path: Path, example: torch.Tensor, settings: BuildSettings) -> tuple[np.ndarray, tuple[int, ...]]:
         feed = example.permute(0, 2, 3, 1).contiguous() if settings.layout == "nhwc" else example
-        try:
-            interpreter = _tflite_interpreter_class()(model_path=str(path))
-            interpreter.allocate_tensors()
-            (inp,) = interpreter.get_input_details()
-            interpreter.set_tensor(inp["index"], feed.numpy().astype(inp["dtype"]))
-            interpreter.invoke()
-            out = interpreter.get_output_details()[0]
-            return np.asarray(interpreter.get_tensor(out["index"]), dtype=np.float64), tuple(int(d) for d in inp["shape"])
-        except Exception as exc:  # noqa: BLE001
-            raise VerificationError(f"the TFLite interpreter cannot run {path.name}: {type(exc).__name__}: {exc}") from exc
+        interpreter = _tflite_interpreter_class()(model_path=str(path))
+        interpreter.allocate_tensors()
+        (inp,) = interpreter.get_input_details()
+        interpreter.set_tensor(inp["index"], feed.numpy().astype(inp["dtype"]))
+        interpreter.invoke()
+        out = interpreter.get_output_details()[0]
+        return np.asarray(interpreter.get_tensor(out["index"]), dtype=np.float64), tuple(int(d) for d in inp["shape"])
 
 
 class _ExecuTorch(_Converter):
+    runtime = "executorch"
     verifier = "executorch runtime"
-
-    def version(self) -> str:
-        try:
-            version = importlib.metadata.version("executorch")
-            importlib.import_module("executorch.exir")
-            importlib.import_module("executorch.runtime")
-        except (ImportError, importlib.metadata.PackageNotFoundError) as exc:
-            raise ConverterUnavailable(
-                f"executorch builds need the executorch package ({exc}); install the extra: pip install 'latfarm[executorch]'"
-            ) from exc
-        return f"executorch {version}"
+    distribution = "executorch"
+    modules = ("executorch.exir", "executorch.runtime")
+    extra = "executorch"
 
     def convert(self, model: torch.nn.Module, example: torch.Tensor, out: Path, settings: BuildSettings) -> dict[str, Any]:
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
@@ -375,15 +376,11 @@ class _ExecuTorch(_Converter):
         out.write_bytes(program.buffer)
         return {}
 
-    def run(self, path: Path, example: torch.Tensor, settings: BuildSettings) -> tuple[np.ndarray, tuple[int, ...]]:
+    def _run(self, path: Path, example: torch.Tensor, settings: BuildSettings) -> tuple[np.ndarray, tuple[int, ...]]:
         from executorch.runtime import Runtime
 
-        try:
-            method = Runtime.get().load_program(str(path)).load_method("forward")
-            outputs = method.execute([example])
-            return _as_array(outputs[0]), tuple(example.shape)
-        except Exception as exc:  # noqa: BLE001
-            raise VerificationError(f"the ExecuTorch runtime cannot run {path.name}: {type(exc).__name__}: {exc}") from exc
+        method = Runtime.get().load_program(str(path)).load_method("forward")
+        return _as_array(method.execute([example])[0]), tuple(example.shape)
 
 
 _CONVERTERS: dict[str, _Converter] = {"torchscript": _TorchScript(), "tflite": _TFLite(), "executorch": _ExecuTorch()}

@@ -21,6 +21,7 @@ import pytest
 
 from agents.base import ArtifactRejected, Burst, DeviceUnavailable
 from agents.ssh import (
+    DeviceSetupError,
     HostKeyMismatch,
     HygieneSettings,
     SSHAgent,
@@ -127,6 +128,14 @@ def test_wrong_key_is_an_auth_failure_that_is_not_retried(sshd, tmp_path: Path) 
     assert isinstance(caught.value, DeviceUnavailable) and not caught.value.retryable
     with pytest.raises(SSHAuthFailed, match="does not exist"):
         SSHAgent(settings_for(sshd, tmp_path, key_file=str(tmp_path / "nope")), campaign_id="c").probe()
+
+
+def test_missing_interpreter_on_the_device_is_a_setup_error(sshd, tmp_path: Path) -> None:
+    agent = SSHAgent(settings_for(sshd, tmp_path, python="/opt/no such/python3"), campaign_id="c-nopython")
+    with pytest.raises(DeviceSetupError, match="command not found .*check ssh.python") as caught:
+        agent.probe()
+    assert not caught.value.retryable
+    agent.close()
 
 
 def test_host_key_mismatch_is_a_permanent_error(sshd, tmp_path: Path) -> None:
