@@ -7,7 +7,7 @@ encodings predictors read. This module imports torch and numpy only.
 from __future__ import annotations
 
 import abc
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -59,6 +59,11 @@ class SearchSpace(abc.ABC):
     @abc.abstractmethod
     def graph(self, arch: str) -> tuple[np.ndarray, np.ndarray]:
         """(adjacency [N, N] directed, op indices [N]) with a global node connected to all nodes."""
+
+    def graphs(self, archs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`graph` of many archs stacked for batching: (adjacency [B, N, N], op indices [B, N])."""
+        pairs = [self.graph(arch) for arch in archs]
+        return np.stack([a for a, _ in pairs]), np.stack([o for _, o in pairs])
 
     @abc.abstractmethod
     def onehot(self, arch: str) -> np.ndarray:

@@ -379,14 +379,16 @@ def _graph_cached(ops: tuple[str, ...], detach: bool) -> tuple[np.ndarray, np.nd
         successors[a].add(b)
     if detach:
         _detach(ops, successors)
-    adjacency = np.zeros((GRAPH_NODES, GRAPH_NODES), dtype=np.uint8)
+    cells = bytearray(GRAPH_NODES * GRAPH_NODES)
     for node, targets in enumerate(successors):
-        adjacency[node, list(targets)] = 1
-    adjacency[:GLOBAL_NODE, GLOBAL_NODE] = 1
+        for target in targets:
+            cells[node * GRAPH_NODES + target] = 1
+    for node in range(GLOBAL_NODE):
+        cells[node * GRAPH_NODES + GLOBAL_NODE] = 1
+    adjacency = np.frombuffer(bytes(cells), dtype=np.uint8).reshape(GRAPH_NODES, GRAPH_NODES)
     op_indices = np.array(
         [_OP_INDEX["input"], *(_OP_INDEX[op] for op in ops), _OP_INDEX["output"], _OP_INDEX["global"]], dtype=np.int64
     )
-    adjacency.flags.writeable = False
     op_indices.flags.writeable = False
     return adjacency, op_indices
 

@@ -116,6 +116,8 @@ def test_graph_shapes_and_brpnas_detaching() -> None:
     # skips bypassed: avg (node 1) feeds the output directly; conv1x1 on 2<-0 feeds the output via skip 3<-2
     edges = {(int(a), int(b)) for a, b in zip(*np.nonzero(adjacency[:8, :8]))}
     assert edges == {(0, 1), (0, 2), (0, 4), (1, 7), (2, 7), (4, 7)}
+    batch_adjacency, batch_ops = SPACE.graphs([arch, ALL_NONE])
+    assert batch_adjacency.shape == (2, 9, 9) and batch_ops.shape == (2, 9) and (batch_adjacency[0] == adjacency).all()
     plain, _ = SPACE.graph(arch, detach=False)
     assert (0, 1) in {(int(a), int(b)) for a, b in zip(*np.nonzero(plain))} and plain[1, 3] == 1 and plain[2, 7] == 0
     # a conv whose node feeds only 'none' edges dangles and is detached
