@@ -99,7 +99,9 @@ class SSHSettings:
     """How to reach the device; mirrors the inventory's ``ssh:`` block plus timeouts.
 
     ``python`` is the interpreter on the device (a path or a command; split with
-    ``shlex.split`` and every word quoted). ``workdir`` holds one directory per campaign.
+    ``shlex.split`` and every word quoted). ``workdir`` holds one directory per campaign
+    (``~/`` at its start means the login directory). ``check_timeout_s`` bounds loading
+    and running a model once in :meth:`SSHAgent.prepare` (the first one also imports the runtime).
     """
 
     host: str
@@ -112,6 +114,7 @@ class SSHSettings:
     workdir: str = "/tmp/latfarm"
     connect_timeout_s: float = 10.0
     command_timeout_s: float = 60.0
+    check_timeout_s: float = 300.0
     run_timeout_s: float = 3600.0
     keepalive_s: int = 15
     reconnect_attempts: int = 1
@@ -190,7 +193,9 @@ class SSHAgent(Agent):
         self.threads = threads
         self.hygiene = hygiene or HygieneSettings()
         self.name = name or settings.host
-        self.remote_dir = f"{settings.workdir.rstrip('/')}/{campaign_id}"
+        # "~/x" means x in the login directory, where both SFTP and the remote shell start (no expansion needed).
+        workdir = settings.workdir[2:] if settings.workdir.startswith("~/") else settings.workdir
+        self.remote_dir = f"{workdir.rstrip('/') or '.'}/{campaign_id}"
         self.last_run = RunRecord()
         self.last_cooldown = CooldownRecord()
         self._read_temperature = temperature_reader or self.temperature_c
@@ -237,7 +242,7 @@ class SSHAgent(Agent):
         spec = self._with_reconnect(lambda: self._upload_artifact(artifact))
         job = {"mode": "check", "artifacts": [spec], "threads": self.threads}
         try:
-            result = self._with_reconnect(lambda: self._invoke(job, self.settings.command_timeout_s))
+            result = self._with_reconnect(lambda: self._invoke(job, self.settings.check_timeout_s))
         except RunnerDied as error:
             raise ArtifactRejected(f"device {self.name!r}: {_describe(artifact)} crashed the runtime: {error.message}") from error
         error = result["errors"][0]
