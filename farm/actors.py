@@ -111,6 +111,19 @@ class DeviceWorker:
         """The Ray node host this actor runs on (a cheap call to wait for placement)."""
         return socket.gethostname()
 
+    def start(self) -> dict[str, Any]:
+        """Connect to the device before the first job: ``{"error", "retryable"}`` (never raises).
+
+        The campaign calls it on every actor at once, so connection set-up (SSH
+        handshakes, loading a replay table) overlaps across devices and is not
+        charged to the first job.
+        """
+        try:
+            self._connect()
+            return {"error": None, "retryable": False}
+        except Exception as error:  # noqa: BLE001 - reported to the driver, typed
+            return {"error": _describe(error), "retryable": bool(getattr(error, "retryable", False))}
+
     def run_job(self, job: Job, *builds: BuildResult) -> JobResult:
         """Measure ``job``; ``builds`` align with ``job.archs`` (none for eager torch)."""
         result = JobResult(job=job, started_at=time.time())

@@ -74,7 +74,9 @@ class JobResult:
     """What a device actor returns for one job.
 
     ``rows`` hold an outcome (ok, unstable or failed) for some or all archs of
-    the job. When ``error`` is set, the archs without a row were not measured:
+    the job. ``started_at``/``finished_at`` are the actor's wall clock around the
+    job; ``dispatched_at``/``stored_at`` the driver's, when it submitted the job and
+    when its rows were in the store. When ``error`` is set, the archs without a row were not measured:
     the driver retries them if ``retryable``, else decides by ``stage``
     (``connect``: the device is unusable; ``run``: something in the batch).
     """
@@ -87,6 +89,8 @@ class JobResult:
     stage: str | None = None
     started_at: float = 0.0
     finished_at: float = 0.0
+    dispatched_at: float = 0.0
+    stored_at: float = 0.0
 
     @property
     def busy_s(self) -> float:

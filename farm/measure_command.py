@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, help="timed runs per burst (overrides the inventory)")
     parser.add_argument("--rounds", type=int, help="rounds of the interleaved protocol")
     parser.add_argument("--trim", type=float, help="fraction trimmed at each end")
-    parser.add_argument("--job-size", type=int, default=10, help="archs per job, measured together (default 10)")
+    parser.add_argument("--job-size", type=int, default=20, help="archs per job, measured together (default 20)")
     parser.add_argument("--max-attempts", type=int, default=3, help="tries per job on retryable errors (default 3)")
     parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else start a local Ray)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar; one log line per job instead")

@@ -81,7 +81,7 @@ class CampaignConfig:
     runs: int | None = None
     trim: float | None = None
     rounds: int | None = None
-    job_size: int = 10
+    job_size: int = 20
     jobs_per_device: int = 2
     max_in_flight: int | None = None
     max_attempts: int = 3
@@ -202,6 +202,7 @@ class Campaign:
         self.on_job = on_job
         self.states: list[_DeviceState] = []
         self.in_flight: dict[Any, tuple[_DeviceState, Job]] = {}
+        self.dispatched_at: dict[str, float] = {}
         self.build_refs: dict[tuple[Any, ...], Any] = {}
         self.job_builds: dict[str, list[Any]] = {}
         self.build_seconds: dict[tuple[Any, ...], float] = {}
@@ -290,13 +291,21 @@ class Campaign:
             )
 
     def _wait_for_actors(self) -> None:
-        """Wait until every actor process is up, so start-up time does not count as device idle time."""
-        waiting = {state.actor.ready.remote(): state for state in self.states if state.actor is not None}
+        """Start every actor and connect every device, all at once, before the clock for idle time starts.
+
+        A device that cannot be used at all (a permanent connection error) is marked down; a
+        retryable one is tried again by its first job.
+        """
+        waiting = {state.actor.start.remote(): state for state in self.states if state.actor is not None}
         for ref, state in waiting.items():
             try:
-                ray.get(ref, timeout=ACTOR_START_TIMEOUT_S)
+                answer = ray.get(ref, timeout=ACTOR_START_TIMEOUT_S)
             except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as error:
                 self._mark_down(state, f"device actor did not start: {type(error).__name__}: {error}".splitlines()[0])
+                continue
+            if answer["error"] and not answer["retryable"]:
+                self._note_error(state, answer["error"])
+                self._mark_down(state, f"cannot use the device: {answer['error']}")
 
     def _new_actor(self, state: _DeviceState) -> Any:
         return start_actor(
@@ -332,6 +341,7 @@ class Campaign:
                 state.queue.popleft()
                 ref = state.actor.run_job.remote(job, *refs)
                 self.in_flight[ref] = (state, job)
+                self.dispatched_at[job.job_id] = time.time()
                 state.in_flight += 1
         if not self.in_flight and not waiting_builds and next_wake is None:
             return any(s.queue and not s.down for s in self.states)
@@ -343,8 +353,7 @@ class Campaign:
         ready, _ = ray.wait(watched, num_returns=1, timeout=timeout)
         if ready:
             done, _ = ray.wait(list(self.in_flight), num_returns=len(self.in_flight), timeout=0) if self.in_flight else ([], [])
-            for ref in done:
-                self._collect(ref)
+            self._store_results([self._collect(ref) for ref in done])
         return True
 
     def _schedule_builds(self) -> None:
@@ -368,7 +377,8 @@ class Campaign:
                 self.job_builds[job.job_id] = refs
 
     # ------------------------------------------------------------- results
-    def _collect(self, ref: Any) -> None:
+    def _collect(self, ref: Any) -> tuple[_DeviceState, JobResult, list[dict[str, Any]]]:
+        """Fetch one finished job; return its device, result and every row it produced."""
         state, job = self.in_flight.pop(ref)
         state.in_flight -= 1
         try:
@@ -380,18 +390,25 @@ class Campaign:
         except ray.exceptions.RayTaskError as error:
             result = JobResult(job=job, error=f"farm bug in the device actor: {error}".splitlines()[0],
                                error_type=type(error).__name__, retryable=False, stage="actor")
+        result.dispatched_at = self.dispatched_at.pop(job.job_id, 0.0)
         state.last_finish = time.monotonic()
         state.summary.busy_s += result.busy_s
-        rows = list(result.rows)
-        rows.extend(self._resolve_failure(state, result))
+        return state, result, list(result.rows) + self._resolve_failure(state, result)
+
+    def _store_results(self, collected: list[tuple[_DeviceState, JobResult, list[dict[str, Any]]]]) -> None:
+        """Append the rows of every job that has come back (one file per partition), then count them."""
+        rows = [row for _, _, job_rows in collected for row in job_rows]
         if rows:
             self.store.append(rows)
-        for row in rows:
-            self._count(state, row)
-        self.progress.update(len(rows))
-        self._record_builds(job, rows)
-        if self.on_job is not None:
-            self.on_job(result)
+        stored_at = time.time()
+        for state, result, job_rows in collected:
+            result.stored_at = stored_at
+            for row in job_rows:
+                self._count(state, row)
+            self.progress.update(len(job_rows))
+            self._record_builds(result.job, job_rows)
+            if self.on_job is not None:
+                self.on_job(result)
 
     def _resolve_failure(self, state: _DeviceState, result: JobResult) -> list[dict[str, Any]]:
         """Requeue, split or give up on the archs of ``result.job`` that got no row; return failed rows."""
