@@ -9,7 +9,10 @@ from torch.jit.mobile import _load_for_lite_interpreter
 from farm.spaces import get
 from farm.spaces.export import freeze_torchscript
 
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:Lite Interpreter is deprecated:DeprecationWarning"),
+]
 
 
 @pytest.mark.parametrize("space_name", ["nasbench201", "fbnet", "ofa"])
