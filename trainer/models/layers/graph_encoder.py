@@ -54,7 +54,16 @@ class GraphEncoder(nn.Module):
             conv.reset_parameters()
 
     def forward(self, x: torch.Tensor, adj: torch.Tensor, readout: torch.Tensor) -> torch.Tensor:
-        """Embed each graph as the final state of its global node."""
-        for conv in self.convs:
+        """Embed each graph as the final state of its global node.
+
+        Only the global node's row of the last layer is read, so that layer is
+        computed for that row alone: ``(A_g H) W`` instead of ``A (H W)``.
+        """
+        rows = torch.arange(x.shape[0], device=x.device)
+        for conv in self.convs[:-1]:
             x = self.dropout(torch.relu(conv(x, adj)))
-        return x[torch.arange(x.shape[0], device=x.device), readout]
+        last = self.convs[-1]
+        out = torch.matmul(torch.matmul(adj[rows, readout].unsqueeze(1), x).squeeze(1), last.weight)
+        if last.bias is not None:
+            out = out + last.bias
+        return self.dropout(torch.relu(out))

@@ -34,3 +34,15 @@ def test_reset_parameters_and_empty_config():
     assert all(not torch.equal(b, c.weight) for b, c in zip(before, enc.convs))
     with pytest.raises(ValueError, match="at least one layer"):
         GraphEncoder(2, [])
+
+
+def test_global_row_shortcut_equals_the_full_last_layer():
+    torch.manual_seed(1)
+    enc = GraphEncoder(4, [16, 16, 8])
+    x = torch.randn(5, 7, 4)
+    adj = (torch.rand(5, 7, 7) > 0.5).float()
+    readout = torch.tensor([6, 6, 3, 0, 6])
+    full = x
+    for conv in enc.convs:
+        full = torch.relu(conv(full, adj))
+    torch.testing.assert_close(enc(x, adj, readout), full[torch.arange(5), readout])
