@@ -8,8 +8,8 @@ shape of each call; the MACs of one call are
 
 divided by the batch size, so the count is per input. Pooling, batch norm,
 activations, additions and channel shuffles are not MACs and are not counted
-(the usual FLOPs convention of NAS papers; OFA's ``count_net_flops`` and
-HW-NAS-Bench count the same layers).
+(the usual "FLOPs" of NAS papers, which are MACs of convolutions and
+fully connected layers; OFA's ``count_net_flops`` counts the same layers).
 
 Modules built under ``torch.device("meta")`` are counted without allocating
 or computing anything: only shapes flow, which makes per-component counting
