@@ -2,7 +2,9 @@
 
 Graph convention (the same as :meth:`farm.spaces.nasbench201.NasBench201.graph`):
 ``adjacency[i, j] = 1`` means data flows from node i to node j; the last node is
-the global node and every other node has an edge into it; no self-loops.
+the global node and every other node has an edge into it; no self-loops. This is
+the matrix BRP-NAS's and HELP's ``add_global_node`` builds before it fills the
+diagonal and transposes for the GCN.
 
 Example:
     >>> adjacency, ops = chain_graph([3, 1], active=[True, False], input_op=0, output_op=5, global_op=6)

@@ -235,6 +235,20 @@ class FBNet(SearchSpace):
         """198 floats: for each of the 22 positions a one-hot over :data:`BLOCKS`."""
         return onehot_rows([BLOCKS.index(b) for b in self._blocks(arch)], len(BLOCKS))
 
+    def help_encoding(self, arch: str | Sequence[str]) -> np.ndarray:
+        """HELP's 132-float FBNet encoding (Lee et al. 2021, ``utils.arch_enc``), for reproducing HELP.
+
+        Per position 6 values: kernel 3 / kernel 5, then one of e1, e1_g2, e3, e6;
+        ``skip`` is all zeros.
+        """
+        rows = np.zeros((POSITIONS, 6), dtype=np.float32)
+        for position, block in enumerate(self._blocks(arch)):
+            index = BLOCKS.index(block)
+            if block != "skip":
+                rows[position, index // 4] = 1.0
+                rows[position, 2 + index % 4] = 1.0
+        return rows.reshape(-1)
+
     def flops(self, arch: str | Sequence[str], input_size: int | None = None) -> int:
         """MACs per input that ``build(arch)``'s Conv2d/Linear layers execute at ``input_size``."""
         return self.cost(arch, input_size).macs

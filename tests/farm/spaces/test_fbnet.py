@@ -78,6 +78,10 @@ def test_graph_and_onehot() -> None:
     vector = SPACE.onehot(arch)
     assert vector.shape == (198,) and vector.sum() == 22
     assert np.array_equal(vector.reshape(22, 9).argmax(1), [BLOCKS.index(b) for b in SPACE.parse(arch)])
+    blocks = ["skip", "k3_e1", "k3_e1_g2", "k5_e3", "k5_e6"] + ["skip"] * 17
+    help_rows = SPACE.help_encoding(blocks).reshape(22, 6)
+    assert help_rows.shape == (22, 6) and not help_rows[0].any() and not help_rows[5:].any()
+    assert help_rows[1:5].tolist() == [[1, 0, 1, 0, 0, 0], [1, 0, 0, 1, 0, 0], [0, 1, 0, 0, 1, 0], [0, 1, 0, 0, 0, 1]]
 
 
 def _conv(c_in: int, c_out: int, k: int, hw: int, groups: int = 1) -> tuple[int, int]:
