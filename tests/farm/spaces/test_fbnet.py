@@ -9,7 +9,7 @@ from scipy.stats import spearmanr
 
 from farm.spaces import ArchError, get
 from farm.spaces.counting import count
-from farm.spaces.fbnet import BLOCKS, GRAPH_OPS, IMAGENET, POSITIONS, FBNet
+from farm.spaces.fbnet import BLOCKS, GRAPH_OPS, POSITIONS, FBNet
 
 SPACE = get("fbnet")
 ALL_SKIP = "-".join(["skip"] * POSITIONS)
