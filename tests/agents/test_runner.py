@@ -120,6 +120,9 @@ def test_simulated_pi_and_jetson_tools_are_captured_raw_and_parsed_on_the_host(f
 
 
 def test_tflite_artifact_runs_in_the_litert_interpreter(tiny_tflite) -> None:
+    from farm.build import read_metadata
+
+    assert read_metadata(tiny_tflite.path)["input_shape"] == [1, 3, 16, 16]  # NCHW, the default layout
     job = {"mode": "run", "artifacts": [{"path": tiny_tflite.path, "runtime": "tflite"}], "schedule": [[0, 2, 5]], "threads": 1}
     status, result, _ = run_job(job)
     assert status == 0 and result["errors"] == [None] and len(result["samples_ms"][0]) == 5
