@@ -311,16 +311,19 @@ def _time_cuda(inference: Inference, runs: int) -> list[float]:
 
 # ------------------------------------------------------------------ loaders
 def _input_shape(artifact: Artifact) -> tuple[int, int, int, int]:
-    """NCHW input of ``artifact``; an ``input_size`` of 0 means the space's default."""
-    size = artifact.input_size
-    if size <= 0:
-        from farm import spaces
+    """NCHW input of ``artifact``; an ``input_size`` of 0 means the space's default for the arch.
 
-        try:
-            size = spaces.get(artifact.search_space).default_input_size
-        except KeyError as exc:
-            raise ArtifactRejected(f"{_describe(artifact)}: no input_size and no known default for the space") from exc
-    return (artifact.batch_size, 3, size, size)
+    The space decides: OFA archs carry their own resolution ``r``.
+    """
+    if artifact.input_size > 0:
+        return (artifact.batch_size, 3, artifact.input_size, artifact.input_size)
+    from farm import spaces
+
+    try:
+        space = spaces.get(artifact.search_space)
+    except KeyError as exc:
+        raise ArtifactRejected(f"{_describe(artifact)}: no input_size and no known default for the space") from exc
+    return space.input_shape(artifact.arch, artifact.batch_size, None)
 
 
 def _load_torch(agent: LocalAgent, artifact: Artifact) -> _Loaded:
