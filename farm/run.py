@@ -524,13 +524,16 @@ def run_campaign(
 
 
 def connect(address: str | None = None, *, num_cpus: int | None = None, temp_dir: str | None = None) -> bool:
-    """Connect to the Ray cluster at ``address`` (or ``RAY_ADDRESS``), else start a local one.
+    """Connect to a Ray cluster, else start a local one; ``True`` when this call started it.
 
-    Returns ``True`` when this call started a local Ray (the caller then shuts it down).
+    In order: ``address``; ``RAY_ADDRESS`` (``ray submit`` and ``ray job submit`` set it);
+    the cluster a ``ray start`` on this machine recorded (as on the head node of
+    ``cluster.yaml``); otherwise a new local Ray with ``num_cpus`` CPUs, which the
+    caller shuts down.
     """
     if ray.is_initialized():
         return False
-    address = address or os.environ.get("RAY_ADDRESS") or None
+    address = address or os.environ.get("RAY_ADDRESS") or _started_cluster_address(temp_dir)
     if address:
         ray.init(address=address, logging_level=logging.WARNING)
         return False
@@ -541,3 +544,13 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, temp_dir
         options["_temp_dir"] = temp_dir
     ray.init(**options)
     return True
+
+
+def _started_cluster_address(temp_dir: str | None) -> str | None:
+    """The address a ``ray start`` on this machine recorded, if any (Ray's own lookup)."""
+    try:
+        from ray._private.services import find_bootstrap_address
+
+        return find_bootstrap_address(temp_dir)
+    except Exception:  # noqa: BLE001 - a private Ray API; without it, start a local Ray
+        return None
