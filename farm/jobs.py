@@ -29,9 +29,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Job:
-    """A batch of ``archs`` for ``device`` in one (runtime, batch_size, input_size) configuration.
+    """A batch of ``archs`` for ``device`` in one (runtime, batch_size) configuration.
 
-    ``attempt`` counts earlier tries that failed with a retryable error.
+    ``input_sizes`` gives each arch's input resolution (aligned with ``archs``); it
+    differs per arch where the arch carries its own (OFA's ``r``), else every entry
+    is ``input_size``. ``attempt`` counts earlier tries that failed with a retryable error.
     """
 
     job_id: str
@@ -42,15 +44,26 @@ class Job:
     batch_size: int = 1
     input_size: int = 32
     attempt: int = 0
+    input_sizes: tuple[int, ...] = ()
+
+    def size_of(self, arch: str) -> int:
+        return self.input_sizes[self.archs.index(arch)] if self.input_sizes else self.input_size
 
     def artifact(self, arch: str) -> Artifact:
         """The unbuilt artifact for one of the job's archs (eager torch needs nothing more)."""
-        return Artifact(self.search_space, arch, self.runtime, self.batch_size, self.input_size)
+        return Artifact(self.search_space, arch, self.runtime, self.batch_size, self.size_of(arch))
 
     def without(self, archs: Iterable[str]) -> "Job":
         """The same job minus ``archs`` (those that already have an outcome)."""
         drop = set(archs)
-        return replace(self, archs=tuple(a for a in self.archs if a not in drop))
+        kept = [(a, self.size_of(a)) for a in self.archs if a not in drop]
+        return replace(self, archs=tuple(a for a, _ in kept), input_sizes=tuple(s for _, s in kept) if self.input_sizes else ())
+
+    def single(self, index: int) -> "Job":
+        """A job for the ``index``-th arch alone (to isolate an arch that breaks its batch)."""
+        arch = self.archs[index]
+        return replace(self, job_id=f"{self.job_id}-{index}", archs=(arch,), attempt=0,
+                       input_sizes=(self.size_of(arch),) if self.input_sizes else ())
 
     def retry(self) -> "Job":
         return replace(self, attempt=self.attempt + 1)

@@ -108,10 +108,11 @@ def make_protocol(device: "Device", config: CampaignConfig) -> "Protocol":
     return protocols.make(settings, **config.protocol_overrides())
 
 
-def input_size_for(device: "Device", search_space: str) -> int:
+def input_size_for(device: "Device", search_space: str, arch: str) -> int:
+    """The inventory's ``input_size``, else the resolution the space gives the arch (OFA: its ``r``)."""
     from farm import spaces
 
-    return device.input_size or spaces.get(search_space).default_input_size
+    return device.input_size or spaces.get(search_space).input_shape(arch)[-1]
 
 
 @dataclass
@@ -131,28 +132,30 @@ def plan(config: CampaignConfig, done_keys: set[tuple[Any, ...]]) -> list[Device
     plans = []
     for device in config.devices:
         protocol = make_protocol(device, config)
-        input_size = input_size_for(device, config.search_space)
+        sizes = {arch: input_size_for(device, config.search_space, arch) for arch in archs}
         device_plan = DevicePlan(device, protocol)
         for runtime in device.runtimes:
             for batch_size in device.batch_sizes:
                 pending = [
                     arch
                     for arch in archs
-                    if (device.name, runtime, batch_size, input_size, config.search_space, arch, protocol.name)
+                    if (device.name, runtime, batch_size, sizes[arch], config.search_space, arch, protocol.name)
                     not in done_keys
                 ]
                 device_plan.requested += len(archs)
                 device_plan.skipped += len(archs) - len(pending)
                 for start in range(0, len(pending), config.job_size):
+                    chunk = tuple(pending[start : start + config.job_size])
                     device_plan.jobs.append(
                         Job(
-                            job_id=f"{device.name}-{runtime}-b{batch_size}-s{input_size}-{start // config.job_size:05d}",
+                            job_id=f"{device.name}-{runtime}-b{batch_size}-{start // config.job_size:05d}",
                             device=device.name,
                             search_space=config.search_space,
-                            archs=tuple(pending[start : start + config.job_size]),
+                            archs=chunk,
                             runtime=runtime,
                             batch_size=batch_size,
-                            input_size=input_size,
+                            input_size=sizes[chunk[0]],
+                            input_sizes=tuple(sizes[arch] for arch in chunk),
                         )
                     )
         plans.append(device_plan)
@@ -433,11 +436,8 @@ class Campaign:
             self._mark_down(state, f"cannot use the device: {result.error}")
             return self._failed_rows(state, remaining, result.error)
         if len(remaining.archs) > 1:
-            for index, arch in reversed(list(enumerate(remaining.archs))):
-                state.queue.appendleft(
-                    Job(f"{remaining.job_id}-{index}", remaining.device, remaining.search_space, (arch,),
-                        remaining.runtime, remaining.batch_size, remaining.input_size)
-                )
+            for index in reversed(range(len(remaining.archs))):
+                state.queue.appendleft(remaining.single(index))
             return []
         return self._failed_rows(state, remaining, result.error)
 

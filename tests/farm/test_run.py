@@ -189,3 +189,15 @@ def test_builds_still_run_when_cpu_devices_hold_every_cpu(tmp_path: Path) -> Non
         agent_factory=scripted_factory(), build_fn=fake_build,
     )
     assert [d.measured for d in summary.devices] == [3, 3] and summary.builds == 3
+
+
+def test_plan_gives_each_ofa_arch_its_own_resolution() -> None:
+    from farm.spaces import get
+
+    archs = get("ofa").sample(4, seed=2)
+    (device_plan,) = plan(CampaignConfig("ofa", archs, [scripted_device("dev")], "unused", job_size=4), set())
+    (job,) = device_plan.jobs
+    resolutions = [json.loads(arch)["r"] for arch in archs]
+    assert [job.artifact(arch).input_size for arch in archs] == resolutions
+    assert [job.without([archs[0]]).artifact(a).input_size for a in archs[1:]] == resolutions[1:]
+    assert job.single(2).artifact(archs[2]).input_size == resolutions[2]
