@@ -277,6 +277,12 @@ class SSHAgent(Agent):
             affinity=result.get("facts", {}).get("affinity"),
             runtime_versions=result.get("runtime_versions", {}),
         )
+        pinned = self.last_run.affinity
+        if self.hygiene.affinity and pinned is not None and set(pinned) != set(self.hygiene.affinity):
+            logger.warning(
+                "device %s: hygiene.affinity asks for cores %s but the runner ran on %s (cores the device lacks?)",
+                self.name, list(self.hygiene.affinity), pinned,
+            )
         for artifact, error in zip(artifacts, errors):
             if error is not None:
                 kind = ArtifactRejected if error.get("kind") == "rejected" else RunFailed
@@ -709,7 +715,10 @@ def _runner_exit_error(
             f"device {device!r}: command not found ({tail}); check ssh.python ({python!r}) and that taskset is installed"
         )
     if starting:
-        return DeviceSetupError(f"device {device!r}: the runner did not start (exit status {status}): {tail}")
+        return DeviceSetupError(
+            f"device {device!r}: the runner did not start (exit status {status}): {tail}; "
+            "check hygiene.affinity (cores the device has) and ssh.python"
+        )
     return RunnerDied(f"device {device!r}: the runner died during a {mode} job (exit status {status}): {tail}")
 
 

@@ -131,9 +131,18 @@ def test_wrong_key_is_an_auth_failure_that_is_not_retried(sshd, tmp_path: Path) 
         SSHAgent(settings_for(sshd, tmp_path, key_file=str(tmp_path / "nope")), campaign_id="c").probe()
 
 
-def test_missing_interpreter_on_the_device_is_a_setup_error(sshd, tmp_path: Path) -> None:
-    agent = SSHAgent(settings_for(sshd, tmp_path, python="/opt/no such/python3"), campaign_id="c-nopython")
-    with pytest.raises(DeviceSetupError, match="command not found .*check ssh.python") as caught:
+@pytest.mark.parametrize(
+    ("python", "affinity", "message"),
+    [
+        ("/opt/no such/python3", None, "command not found .*check ssh.python"),
+        (sys.executable, (4095,), "did not start .*taskset.*check hygiene.affinity"),
+    ],
+)
+def test_device_setup_problems_are_permanent_errors(sshd, tmp_path: Path, python, affinity, message) -> None:
+    agent = SSHAgent(
+        settings_for(sshd, tmp_path, python=python), campaign_id="c-setup", hygiene=HygieneSettings(affinity=affinity)
+    )
+    with pytest.raises(DeviceSetupError, match=message) as caught:
         agent.probe()
     assert not caught.value.retryable
     agent.close()
