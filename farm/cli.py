@@ -2,9 +2,9 @@
 
 Subcommands:
 
-* ``farm status [--store DIR] [--json]``: measurements per device and search
-  space (ok / unstable / failed, distinct archs, median latency) and the last
-  campaign;
+* ``farm status [--store DIR] [--json]``: measurements per search space, device,
+  runtime and batch size (ok / unstable / failed, distinct archs, median latency)
+  and the last campaign;
 * ``farm measure ...``: the same as ``python measure.py ...``;
 * ``farm devices [--inventory FILE] [--json]``: probe every device through its Ray actor;
 * ``farm import FILE --store DIR``: when ``farm.importer`` is installed.
@@ -33,20 +33,26 @@ PLUGIN_MODULES: tuple[str, ...] = ("farm.importer",)
 
 
 def status_table(store_root: str | Path) -> pd.DataFrame:
-    """One row per (search_space, device): counts per status, distinct ok archs, median latency of ok rows."""
+    """One row per (search_space, device, runtime, batch_size), i.e. per prediction target.
+
+    Columns: counts per status, distinct archs measured ok, median latency of the ok rows.
+    """
     from farm.store import Store
 
-    frame = Store(store_root).read(columns=["search_space", "device", "device_kind", "arch", "status", "latency_ms"])
-    columns = ["search_space", "device", "device_kind", "ok", "unstable", "failed", "archs_ok", "median_ms"]
+    keys = ["search_space", "device", "runtime", "batch_size"]
+    frame = Store(store_root).read(columns=[*keys, "device_kind", "arch", "status", "latency_ms"])
+    columns = [*keys, "device_kind", "ok", "unstable", "failed", "archs_ok", "median_ms"]
     if frame.empty:
         return pd.DataFrame(columns=columns)
     groups = []
-    for (space, device), part in frame.groupby(["search_space", "device"], sort=True):
+    for (space, device, runtime, batch_size), part in frame.groupby(keys, sort=True):
         ok = part[part["status"] == "ok"]
         groups.append(
             {
                 "search_space": space,
                 "device": device,
+                "runtime": runtime,
+                "batch_size": int(batch_size),
                 "device_kind": ",".join(sorted(part["device_kind"].unique())),
                 "ok": int((part["status"] == "ok").sum()),
                 "unstable": int((part["status"] == "unstable").sum()),

@@ -39,7 +39,8 @@ def test_status_prints_counts_per_device_and_the_last_campaign(tmp_path: Path, c
     out = capsys.readouterr().out
     assert f"store {tmp_path}: 5 rows" in out
     line = next(l for l in out.splitlines() if l.strip().startswith("nasbench201") and "cpu-local" in l)
-    assert line.split()[3:7] == ["3", "0", "1", "3"] and "2.000" in line  # ok, unstable, failed, archs, median
+    assert line.split()[5:9] == ["3", "0", "1", "3"] and "2.000" in line  # ok, unstable, failed, archs, median
+    assert line.split()[2:4] == ["torch", "1"]  # runtime, batch size: one prediction target per line
     assert "replay: simulated devices" in out
     assert "last campaign (1 in total)" in out and "campaign c1 (finished)" in out
 
