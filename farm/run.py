@@ -207,6 +207,7 @@ class Campaign:
         self.in_flight: dict[Any, tuple[_DeviceState, Job]] = {}
         self.dispatched_at: dict[str, float] = {}
         self.build_refs: dict[tuple[Any, ...], Any] = {}
+        self.build_users: dict[tuple[Any, ...], int] = {}
         self.job_builds: dict[str, list[Any]] = {}
         self.build_seconds: dict[tuple[Any, ...], float] = {}
         self.build_failures: set[tuple[Any, ...]] = set()
@@ -377,6 +378,7 @@ class Campaign:
                             self.build_fn, artifact, self.config.artifact_dir or _default_build_cache()
                         )
                     refs.append(self.build_refs[key])
+                    self.build_users[key] = self.build_users.get(key, 0) + 1
                 self.job_builds[job.job_id] = refs
 
     # ------------------------------------------------------------- results
@@ -473,17 +475,25 @@ class Campaign:
             state.summary.errors.append(message)
 
     def _record_builds(self, job: Job, rows: list[dict[str, Any]]) -> None:
+        """Note the build time of the job's artifacts; drop build results no queued job still needs.
+
+        Dropping the last reference frees the artifact's bytes in Ray's object store (OFA
+        .tflite files are tens of MB each). A later job that needs it again rebuilds it,
+        which ``farm.build`` answers from its on-disk cache.
+        """
         refs = self.job_builds.pop(job.job_id, None)
         if not refs:
             return
         for arch, ref in zip(job.archs, refs):
             key = job.artifact(arch).key()
-            if key in self.build_seconds:
-                continue
-            result = ray.get(ref)
-            self.build_seconds[key] = result.seconds
-            if result.error:
-                self.build_failures.add(key)
+            if key not in self.build_seconds:
+                result = ray.get(ref)
+                self.build_seconds[key] = result.seconds
+                if result.error:
+                    self.build_failures.add(key)
+            self.build_users[key] -= 1
+            if self.build_users[key] == 0:
+                del self.build_users[key], self.build_refs[key]
 
     def _finish_device(self, state: _DeviceState) -> None:
         summary = state.summary
