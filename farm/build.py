@@ -41,6 +41,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import importlib
 import importlib.metadata
@@ -48,10 +50,11 @@ import io
 import json
 import os
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Iterator, Literal
 
 import numpy as np
 import torch
@@ -67,6 +70,8 @@ Layout = Literal["nchw", "nhwc"]
 ModelBuilder = Callable[[str, str, int, "int | None"], "tuple[torch.nn.Module, tuple[int, ...]]"]
 
 SUFFIXES = {"torchscript": ".ptl", "tflite": ".tflite", "executorch": ".pte"}
+
+_SEEDED = threading.Lock()
 
 
 class BuildError(AgentError):
@@ -170,7 +175,7 @@ def build(
     converter_version = converter.version()
 
     builder = model_builder or space_model_builder
-    with torch.random.fork_rng():
+    with _SEEDED, torch.random.fork_rng():  # the global RNG is shared by threads
         torch.manual_seed(settings.seed)  # same weights every time, so the cache key is stable
         model, input_shape = builder(space_name, arch, batch_size, input_size)
     model = model.eval()
@@ -180,61 +185,74 @@ def build(
     target = Path(cache_dir) / runtime / key[:2] / f"{key}{SUFFIXES[runtime]}"
     meta_path = target.with_name(target.name + ".json")
 
-    cached = _read_cached(target, meta_path)
-    if cached is not None:
-        return BuiltArtifact(
-            replace(artifact, path=str(target), sha256=cached["sha256"]),
-            seconds=time.perf_counter() - started,
-            build_seconds=float(cached["build_seconds"]),
-            cached=True,
-            max_abs_diff=cached["max_abs_diff"],
-            verified_with=cached["verified_with"],
-            input_shape=tuple(cached["input_shape"]),
-            optimized_for_mobile=bool(cached.get("optimized_for_mobile", False)),
-        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(target.with_name(target.name + ".lock")):  # one build per key, also across processes
+        meta = _read_cached(target, meta_path)
+        cached = meta is not None
+        if meta is None:
+            meta = _convert_and_verify(converter, model, artifact, input_shape, target, settings, started)
+            meta["converter"] = converter_version
+            _write_atomic(meta_path, json.dumps(meta, indent=1).encode())
+    return BuiltArtifact(
+        replace(artifact, path=str(target), sha256=meta["sha256"]),
+        seconds=time.perf_counter() - started,
+        build_seconds=float(meta["build_seconds"]),
+        cached=cached,
+        max_abs_diff=meta["max_abs_diff"],
+        verified_with=meta["verified_with"],
+        input_shape=tuple(meta["input_shape"]),
+        optimized_for_mobile=bool(meta.get("optimized_for_mobile", False)),
+    )
 
+
+def _convert_and_verify(
+    converter: "_Converter",
+    model: torch.nn.Module,
+    artifact: Artifact,
+    input_shape: tuple[int, ...],
+    target: Path,
+    settings: BuildSettings,
+    started: float,
+) -> dict[str, Any]:
+    """Convert into a scratch file, verify it against eager, move it to ``target``; its metadata."""
+    what = f"{artifact.runtime} build of {artifact.search_space} arch {artifact.arch!r}"
     example = torch.randn(*input_shape, generator=torch.Generator().manual_seed(settings.seed))
     with torch.no_grad():
         expected = _as_array(model(example))
-    target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as scratch:
-        scratch_file = Path(scratch) / f"model{SUFFIXES[runtime]}"
+        scratch_file = Path(scratch) / target.name
         try:
             notes = converter.convert(model, example, scratch_file, settings)
         except (BuildError, MemoryError):
             raise
         except Exception as exc:  # noqa: BLE001 - converters raise anything; name the step that failed
-            raise BuildError(f"{runtime} conversion of {space_name} arch {arch!r} failed: {type(exc).__name__}: {exc}") from exc
+            raise BuildError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
         actual, file_shape = converter.run(scratch_file, example, settings)
-        max_diff = _check(expected, actual, settings, f"{runtime} build of {space_name} arch {arch!r}")
-        data = scratch_file.read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
-        build_seconds = time.perf_counter() - started
-        meta = {
-            "sha256": digest,
-            "build_seconds": build_seconds,
-            "max_abs_diff": max_diff,
-            "verified_with": converter.verifier,
-            "input_shape": list(file_shape),
-            "layout": settings.layout if runtime == "tflite" else "nchw",
-            "optimized_for_mobile": bool(notes.get("optimized_for_mobile", False)),
-            "artifact": asdict(artifact),
-            "torch": torch.__version__,
-            "converter": converter_version,
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
+        max_diff = _check(expected, actual, settings, what)
+        digest = hashlib.sha256(scratch_file.read_bytes()).hexdigest()
         os.replace(scratch_file, target)
-        _write_atomic(meta_path, json.dumps(meta, indent=1).encode())
-    return BuiltArtifact(
-        replace(artifact, path=str(target), sha256=digest),
-        seconds=time.perf_counter() - started,
-        build_seconds=build_seconds,
-        cached=False,
-        max_abs_diff=max_diff,
-        verified_with=converter.verifier,
-        input_shape=tuple(file_shape),
-        optimized_for_mobile=bool(notes.get("optimized_for_mobile", False)),
-    )
+    return {
+        "sha256": digest,
+        "build_seconds": time.perf_counter() - started,
+        "max_abs_diff": max_diff,
+        "verified_with": converter.verifier,
+        "input_shape": list(file_shape),
+        "layout": settings.layout if artifact.runtime == "tflite" else "nchw",
+        "optimized_for_mobile": bool(notes.get("optimized_for_mobile", False)),
+        "artifact": asdict(artifact),
+        "torch": torch.__version__,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    with open(lock_path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:

@@ -87,7 +87,17 @@ def test_damaged_cache_entry_is_rebuilt(tmp_path: Path) -> None:
 def test_failed_verification_raises_and_caches_nothing(tmp_path: Path) -> None:
     with pytest.raises(VerificationError, match="max abs diff .* exceeds the tolerance"):
         build("tiny", "x", "torchscript", 1, 8, tmp_path, model_builder=lambda *a: (Noisy(), (1, 3, 8, 8)))
-    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    assert [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".lock"] == []
+
+
+def test_concurrent_requests_build_once_and_agree(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda _: build("tiny", "5", "torchscript", 1, 12, tmp_path, model_builder=tiny), range(3)))
+    assert sorted(r.cached for r in results) == [False, True, True]
+    assert len({r.artifact.sha256 for r in results}) == 1
+    assert hashlib.sha256(Path(results[0].artifact.path).read_bytes()).hexdigest() == results[0].artifact.sha256
 
 
 def test_eager_torch_needs_no_build_and_unknown_runtime_is_refused(tmp_path: Path) -> None:
