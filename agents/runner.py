@@ -210,7 +210,10 @@ Runnable = Callable[[], Any]
 
 
 def _torch_runnable(spec: dict[str, Any], threads: int) -> Runnable:
-    import torch
+    try:
+        import torch
+    except ImportError as exc:
+        raise LoadError(f"no torch for {sys.executable} on this device: pip install torch, or point ssh.python at one") from exc
 
     torch.set_num_threads(threads)
     path, device = spec["path"], spec.get("device", "cpu")

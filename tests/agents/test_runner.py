@@ -17,9 +17,11 @@ import torch
 RUNNER = Path(__file__).resolve().parents[2] / "agents" / "runner.py"
 
 
-def run_job(job: Any, env: dict[str, str] | None = None, *, raw: str | None = None) -> tuple[int, dict[str, Any], str]:
+def run_job(
+    job: Any, env: dict[str, str] | None = None, *, raw: str | None = None, python: str = sys.executable
+) -> tuple[int, dict[str, Any], str]:
     done = subprocess.run(
-        [sys.executable, str(RUNNER), "-"],
+        [python, str(RUNNER), "-"],
         input=raw if raw is not None else json.dumps(job),
         capture_output=True,
         text=True,
@@ -142,3 +144,13 @@ def test_cuda_artifact_is_timed_on_the_gpu_or_refused_without_one(tmp_path: Path
         assert result["errors"] == [None] and len(result["samples_ms"][0]) == 4
     else:
         assert result["errors"][0]["kind"] == "rejected" and "no CUDA device" in result["errors"][0]["message"]
+
+
+def test_a_device_python_without_torch_names_the_fix(tiny_torchscript) -> None:
+    python = "/usr/bin/python3"
+    if not os.path.exists(python) or subprocess.run([python, "-c", "import torch"], capture_output=True).returncode == 0:
+        pytest.skip("needs a system python3 without torch")
+    job = {"mode": "check", "artifacts": [spec(tiny_torchscript[0])]}
+    status, result, _ = run_job(job, python=python)
+    assert status == 0 and result["errors"][0]["kind"] == "rejected"
+    assert result["errors"][0]["message"].startswith("no torch for /usr/bin/python3 on this device: pip install torch")
