@@ -38,7 +38,6 @@ import logging
 import os
 import re
 import shlex
-import socket
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -677,7 +676,7 @@ def connect(settings: SSHSettings, *, name: str = "") -> paramiko.SSHClient:
         client.close()
         how = f"key {key_file}" if key_file else "the keys in ssh-agent"
         raise SSHAuthFailed(f"{label}: authentication failed with {how}; add its public key to the device's authorized_keys") from error
-    except (socket.timeout, TimeoutError) as error:
+    except TimeoutError as error:  # socket.timeout is an alias
         client.close()
         raise DeviceUnavailable(f"{label}: no answer within {settings.connect_timeout_s:.0f} s") from error
     except (paramiko.SSHException, EOFError, OSError) as error:
