@@ -84,8 +84,13 @@ class MultiPredictConfig:
     #: ``best``: copy the best-correlated source row (paper); ``softmax``: softmax(rho / T)-weighted mix of rows.
     init: Literal["best", "softmax"] = "best"
     init_temperature: float = 0.02
-    #: ``all`` (paper) or ``embedding_head``: the encoder stays as pre-trained.
-    finetune: Literal["all", "embedding_head"] = "all"
+    #: What the fine-tuning stage trains: ``all`` (paper), ``embedding_head`` (the encoder stays
+    #: as pre-trained) or ``embedding`` (only the hardware row: the target stays on the learned
+    #: device manifold).
+    finetune: Literal["all", "embedding_head", "embedding"] = "all"
+    #: Epochs of a first stage that trains only the hardware row, at ``embedding_lr`` (0: none).
+    embedding_epochs: int = 0
+    embedding_lr: float = 1e-2
     rank_weight: float = 0.0
     #: Zero the node features of detached ops as BRP-NAS does (hurts latency; see ``arch_inputs``).
     zero_detached: bool = False
@@ -276,16 +281,25 @@ class MultiPredict(Predictor):
         assert self.base is not None
         net = copy.deepcopy(self.base)
         row = net.hardware.add_row(torch.from_numpy(weights))
-        params = list(net.parameters()) if cfg.finetune == "all" else [*net.hardware.parameters(), *net.head.parameters()]
-        fit_cfg = FitConfig(
-            lr=cfg.target_lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, epochs=cfg.transfer_epochs,
-            rank_weight=cfg.rank_weight, seed=self.seed,
-        )
+        trained = {
+            "all": list(net.parameters()),
+            "embedding_head": [*net.hardware.parameters(), *net.head.parameters()],
+            "embedding": list(net.hardware.parameters()),
+        }
+        if cfg.finetune not in trained:
+            raise UserError(f"multipredict: finetune={cfg.finetune!r}; use one of {', '.join(trained)}")
+        stages = [(list(net.hardware.parameters()), cfg.embedding_lr, min(cfg.embedding_epochs, cfg.transfer_epochs)),
+                  (trained[cfg.finetune], cfg.target_lr, cfg.transfer_epochs)]
         rows = torch.full((len(archs),), row)
         with torch.random.fork_rng():
             torch.manual_seed(self.seed)
-            fit(net, lambda idx: regression_loss(net(_take(inputs, idx), rows[idx]), y[idx], fit_cfg),
-                len(archs), fit_cfg, parameters=params)
+            for params, lr, epochs in stages:
+                if epochs == 0:
+                    continue
+                fit_cfg = FitConfig(lr=lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, epochs=epochs,
+                                    rank_weight=cfg.rank_weight, seed=self.seed)
+                fit(net, lambda idx, c=fit_cfg: regression_loss(net(_take(inputs, idx), rows[idx]), y[idx], c),
+                    len(archs), fit_cfg, parameters=params)
         names = list(self.source_scalers)
         self.tuned[target], self.target_scalers[target] = net.eval(), scaler
         self.transfer_info[target] = {
