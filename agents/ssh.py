@@ -204,6 +204,7 @@ class SSHAgent(Agent):
         self._remote_paths: dict[str, str] = {}  # artifact sha256 -> remote path
         self._runner_remote: str | None = None
         self._runner: _RemoteProcess | None = None
+        self._stale_runner_pids: list[int] = []
         self._dir_created = False
         self._closed = False
 
@@ -349,6 +350,8 @@ class SSHAgent(Agent):
         return self._client
 
     def _disconnect(self) -> None:
+        if self._runner is not None and self._runner.pid:
+            self._stale_runner_pids.append(self._runner.pid)  # it may outlive the connection, still timing
         self._stop_runner()
         client, self._client = self._client, None
         if client is not None:
@@ -466,7 +469,9 @@ class SSHAgent(Agent):
         if self._runner is not None and self._runner.alive():
             return self._runner
         self._stop_runner()
-        process = self._start(self._command(self._ensure_runner()))
+        runner = self._ensure_runner()
+        self._reap_stale_runners(runner)
+        process = self._start(self._command(runner))
         greeting = process.read_line(self._clock() + self.settings.command_timeout_s + 60)
         if greeting is None:
             status = process.wait(self._clock() + self.settings.command_timeout_s)
@@ -475,6 +480,18 @@ class SSHAgent(Agent):
         process.pid = int(hello.get("pid", 0)) or None
         self._runner = process
         return process
+
+    def _reap_stale_runners(self, runner: str) -> None:
+        """Stop runners a dropped connection left behind, so they do not share the CPU with the next job.
+
+        A PID is signalled only while its command line still names this campaign's runner.
+        """
+        name = shlex.quote(Path(runner).name)
+        while self._stale_runner_pids:
+            pid = int(self._stale_runner_pids.pop())
+            command = f"grep -qF -- {name} /proc/{pid}/cmdline 2>/dev/null && kill -TERM {pid} && echo stopped; true"
+            if "stopped" in self._exec(command, self.settings.command_timeout_s)[1]:
+                logger.warning("device %s: stopped runner %d, left running by a dropped connection", self.name, pid)
 
     def _stop_runner(self, kill: bool = False) -> None:
         process, self._runner = self._runner, None

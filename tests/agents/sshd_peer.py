@@ -83,6 +83,17 @@ class SSHDaemon:
             time.sleep(0.05)
         raise TimeoutError(f"no session ran {fragment!r} within {timeout_s} s")
 
+    def drop_connections(self) -> list[int]:
+        """The network blips: SIGKILL every per-connection sshd process; the listener and the commands it started live on."""
+        assert self.process is not None
+        victims = [pid for pid in _descendants(self.process.pid) if _comm(pid).startswith("sshd")]
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return victims
+
     def crash(self) -> list[int]:
         """The device drops off the network: SIGKILL the listener and every session process it spawned."""
         assert self.process is not None
@@ -170,4 +181,24 @@ def _descendants(pid: int) -> list[int]:
         for child in children.get(stack.pop(), []):
             found.append(child)
             stack.append(child)
+    return found
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def processes_running(fragment: str) -> list[int]:
+    """PIDs of every process on this machine whose command line contains ``fragment``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if fragment in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
     return found

@@ -10,11 +10,13 @@ model the same way).
 
 from __future__ import annotations
 
+import logging
 import shlex
 import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -220,6 +222,35 @@ def test_device_dropped_mid_run_then_reconnects(sshd_factory, tmp_path: Path, ti
     assert agent.probe().hostname == socket.gethostname()
     agent.close()
     assert not (tmp_path / "remote" / "c-drop").exists()
+
+
+def _runners(fragment: str) -> set[int]:
+    peer = sys.modules["latfarm_tests_sshd_peer"]  # loaded by conftest
+    return {pid for pid in peer.processes_running(fragment) if "&&" not in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")}
+
+
+def test_a_network_blip_mid_run_is_retried_without_a_stray_runner(
+    sshd_factory, tmp_path: Path, tiny_torchscript, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The connection dies, the board and its runner live on: the stale runner is stopped and the job re-run."""
+    caplog.set_level(logging.WARNING, logger="agents.ssh")
+    daemon = sshd_factory()
+    artifact = tiny_torchscript[0]
+    agent = SSHAgent(settings_for(daemon, tmp_path, reconnect_attempts=1), campaign_id="c-blip")
+    agent.prepare(artifact)
+    fragment = f"{tmp_path}/remote/c-blip/runner-"
+    (first_runner,) = _runners(fragment)
+    schedule = [Burst(0, 0, 500)] * 60
+    outcome: dict[str, object] = {}
+    worker = threading.Thread(target=lambda: outcome.update(samples=agent.run([artifact], schedule)))
+    worker.start()
+    time.sleep(1.0)  # the runner is warm since prepare(): the run job is under way by now
+    assert daemon.drop_connections()
+    worker.join(timeout=120)
+    assert len(outcome["samples"][0]) == 500 * 60  # the re-run on a fresh connection completed
+    assert f"stopped runner {first_runner}, left running by a dropped connection" in caplog.text
+    assert first_runner not in _runners(fragment) and len(_runners(fragment)) == 1
+    agent.close()
 
 
 class _FakeClock:
