@@ -10,7 +10,10 @@ replayed figure can be mistaken for one measured by this farm.
 
 It exists for dry runs of a farm configuration (inventory, Ray placement,
 store, resume) and for scale tests of the farm itself
-(``benchmarks/farm_scale.py``).
+(``benchmarks/farm_scale.py``). The table has one value per (space, arch) for a
+device, so the artifact's runtime, batch size and input size do not change what
+is replayed: pick the table device that matches the configuration you simulate
+(e.g. HELP's ``1080ti_32`` for batch 32).
 
 Example:
     >>> import tempfile, pandas as pd

@@ -232,6 +232,7 @@ class Campaign:
                 device_plan.device.kind,
                 requested=device_plan.requested,
                 skipped=device_plan.skipped,
+                protocol=device_plan.protocol.describe(),
             )
             self.states.append(_DeviceState(device_plan, summary, queue=deque(device_plan.jobs)))
         self.summary.devices = [s.summary for s in self.states]
@@ -247,6 +248,10 @@ class Campaign:
             self.measure_started = time.monotonic()
             while self._loop_once():
                 pass
+            self.summary.status = "finished"
+        except BaseException:
+            self.summary.status = "interrupted"
+            raise
         finally:
             self.progress.close()
             for state in self.states:
@@ -257,7 +262,6 @@ class Campaign:
             self.summary.build_s = sum(self.build_seconds.values())
             self.summary.build_failures = len(self.build_failures)
             self.summary.finished_at = datetime.now(timezone.utc).isoformat()
-            self.summary.status = "finished"
             save_record(self.summary)
         return self.summary
 

@@ -1,9 +1,9 @@
 """What a campaign did, per device: the one-screen summary, ``--json``, and the campaign record.
 
 The record is the summary as JSON in ``<store>/_campaigns/<campaign_id>.json``
-(written atomically at the start with status ``running`` and again at the end),
-so ``farm status`` can show the last campaign, and a campaign that was killed
-shows up as ``running`` with no end time. The store's Parquet reader ignores
+(written atomically at the start with status ``running`` and again at the end,
+``finished`` or ``interrupted``), so ``farm status`` can show the last campaign,
+and a campaign that was killed shows up as ``running`` with no end time. The store's Parquet reader ignores
 the ``_campaigns`` folder.
 
 Example:
@@ -41,6 +41,7 @@ class DeviceSummary:
     idle_share: float | None = None
     down_reason: str | None = None
     errors: list[str] = field(default_factory=list)
+    protocol: str = ""
 
     @property
     def outcomes(self) -> int:
@@ -92,6 +93,8 @@ class CampaignSummary:
                 f"{d.device:<24} {d.kind:<7} {d.measured:>8} {d.unstable:>8} {d.skipped:>7} {d.failed:>6} "
                 f"{d.not_measured:>9} {median:>10} {idle:>5}"
             )
+            if d.protocol:
+                lines.append(f"  protocol {d.protocol}")
             if d.down_reason:
                 lines.append(f"  DOWN: {d.down_reason}")
             lines.extend(f"  error: {message}" for message in d.errors[:3])

@@ -20,6 +20,7 @@ import pytest
 
 from farm.spaces import get
 from farm.store import Store
+from farm.summary import load_records
 
 REPO = Path(__file__).resolve().parents[2]
 N_ARCHS = 12
@@ -106,3 +107,5 @@ def test_sigkill_mid_campaign_then_resume(tmp_path: Path, help_table_path: Path)
     assert set(rows["arch"]) == set(archs)
     assert set(rows[rows["device"] == "replay-pixel2"]["device_kind"]) == {"replay"}
     assert rows["campaign_id"].nunique() == 2  # some rows from the killed run survived, the rest resumed
+    # the killed campaign's record says it never finished; the resumed one finished
+    assert [r.status for r in load_records(store)] == ["running", "finished"]
