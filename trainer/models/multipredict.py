@@ -73,6 +73,10 @@ class MultiPredictConfig:
     mlp_hidden: tuple[int, ...] = (100, 100, 100)
     mlp_head: tuple[int, ...] = (1000, 1000)
     hw_dim: int = 8
+    #: GCN readout. ``global`` (paper): the head reads the global node. ``additive``: the head
+    #: prices every node given the device, ``y = sum_i head([h_i, E_d]) + b(E_d)`` (a learned,
+    #: device-conditioned layer-wise table; the GCN states carry each op's context).
+    readout: Literal["global", "additive"] = "global"
     dropout: float = 0.0
     source_lr: float = 4e-4
     target_lr: float = 1e-3
@@ -114,7 +118,7 @@ PAPER_HYPER: dict[str, Any] = {
     "gcn_hidden": (200, 200, 200), "gcn_head": (200, 200, 200), "mlp_hidden": (100, 100, 100),
     "mlp_head": (1000, 1000), "hw_dim": 8, "source_lr": 4e-4, "target_lr": 1e-3, "weight_decay": 5e-4,
     "batch_size": 128, "source_epochs": 250, "target_epochs": 50, "scaler": "minmax", "init": "best",
-    "finetune": "all", "rank_weight": 0.0,
+    "finetune": "all", "rank_weight": 0.0, "readout": "global", "embedding_epochs": 0,
 }
 
 
@@ -131,16 +135,31 @@ class MultiPredictNet(nn.Module):
             head = cfg.mlp_head
         self.hardware = HardwareEmbedding(num_devices, cfg.hw_dim)
         self.head = MLP(self.encoder.out_channels + cfg.hw_dim, head, 1, dropout=cfg.dropout)
+        self.additive = encoder_kind == "gcn" and cfg.readout == "additive"
+        self.fixed_cost = nn.Linear(cfg.hw_dim, 1) if self.additive else None
 
     def encode(self, inputs: ArchInputs) -> torch.Tensor:
-        """[B, hidden] embedding of each arch."""
+        """[B, hidden] embedding of each arch.
+
+        With the additive readout: [B, N, hidden + 1], every node's state and, last, 1 for a
+        real node and 0 for padding.
+        """
         if isinstance(inputs, arch_inputs.GraphBatch):
+            if self.additive:
+                real = (inputs.adj.sum(-1, keepdim=True) > 0).to(inputs.x.dtype)  # self loops mark real nodes
+                return torch.cat([self.encoder.node_states(inputs.x, inputs.adj), real], dim=-1)
             return self.encoder(inputs.x, inputs.adj, inputs.readout)
         return self.encoder(inputs)
 
     def score(self, encoded: torch.Tensor, device_index: torch.Tensor) -> torch.Tensor:
         """Scaled latency from arch embeddings and device rows."""
-        return self.head(torch.cat([encoded, self.hardware(device_index)], dim=-1)).squeeze(-1)
+        device = self.hardware(device_index)
+        if self.fixed_cost is not None:
+            states, real = encoded[..., :-1], encoded[..., -1]
+            nodes = device.unsqueeze(1).expand(-1, states.shape[1], -1)
+            per_node = nn.functional.softplus(self.head(torch.cat([states, nodes], dim=-1))).squeeze(-1)
+            return (per_node * real).sum(-1) + self.fixed_cost(device).squeeze(-1)
+        return self.head(torch.cat([encoded, device], dim=-1)).squeeze(-1)
 
     def forward(self, inputs: ArchInputs, device_index: torch.Tensor) -> torch.Tensor:
         return self.score(self.encode(inputs), device_index)

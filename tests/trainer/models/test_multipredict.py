@@ -141,3 +141,27 @@ def test_rank_correlations_and_init_weights():
     assert soft.sum() == pytest.approx(1.0) and soft[0] > soft[1] > soft[2]
     with pytest.raises(ValueError, match="unknown init"):
         init_weights(rhos, "mean", 0.1)
+
+
+def test_additive_readout_sums_device_conditioned_node_costs(nb201_latency):
+    model = MultiPredict("nasbench201", seed=0, readout="additive", epochs=10, **SMALL)
+    model.pretrain({d: nb201_latency[d].iloc[:100] for d in ("1080ti_1", "pixel3")})
+    net = model.base
+    assert net.fixed_cost is not None
+    inputs = model._inputs(list(nb201_latency.index[:4]))
+    encoded = net.encode(inputs)
+    assert encoded.shape == (4, 9, 33) and torch.all(encoded[..., -1] == 1)  # NB201 graphs: 9 real nodes
+    device = torch.zeros(4, dtype=torch.long)
+    with torch.no_grad():
+        rows = net.hardware(device)
+        per_node = [torch.nn.functional.softplus(net.head(torch.cat([encoded[:, i, :-1], rows], -1))) for i in range(9)]
+        expected = torch.stack(per_node).sum(0).squeeze(-1) + net.fixed_cost(rows).squeeze(-1)
+        torch.testing.assert_close(net(inputs, device), expected)
+    model.hyper.update(finetune="embedding", embedding_epochs=2)
+    model.transfer("raspi4", nb201_latency["raspi4"].iloc[:20])
+    tuned = model.tuned["raspi4"]
+    assert torch.equal(tuned.head.net[0].weight, net.head.net[0].weight)  # only the hardware row moved
+    init = list(model.source_scalers).index(model.transfer_info["raspi4"]["init_source"])
+    assert not torch.equal(tuned.hardware.weight[2], tuned.hardware.weight[init])
+    np.testing.assert_array_equal(_roundtrip(model).predict(list(nb201_latency.index), "raspi4"),
+                                  model.predict(list(nb201_latency.index), "raspi4"))

@@ -53,6 +53,12 @@ class GraphEncoder(nn.Module):
         for conv in self.convs:
             conv.reset_parameters()
 
+    def node_states(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        """[B, N, hidden[-1]]: the final state of every node."""
+        for conv in self.convs:
+            x = self.dropout(torch.relu(conv(x, adj)))
+        return x
+
     def forward(self, x: torch.Tensor, adj: torch.Tensor, readout: torch.Tensor) -> torch.Tensor:
         """Embed each graph as the final state of its global node.
 
