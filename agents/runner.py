@@ -30,8 +30,9 @@ raw ``vcgencmd`` / ``nvpmodel -q`` output where those tools exist),
 returns the facts and every importable runtime's version; ``temperatures``
 only the thermal zones (cheap: no runtime is imported).
 
-CUDA: an artifact with ``"device": "cuda"`` (a full TorchScript ``.pt``) runs
-on the GPU and each run is timed between two ``torch.cuda.synchronize()``.
+CUDA: a TorchScript artifact with ``"device": "cuda[:N]"`` is loaded with
+``torch.jit.load`` onto that GPU (a ``.ptl`` holds the full TorchScript program
+too), and each timed run ends with ``torch.cuda.synchronize()``.
 
 Example (on this machine):
     >>> import json, subprocess, sys
@@ -217,39 +218,32 @@ def _torch_runnable(spec: dict[str, Any], threads: int) -> Runnable:
 
     torch.set_num_threads(threads)
     path, device = spec["path"], spec.get("device", "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise LoadError("the artifact asks for cuda but torch sees no CUDA device here")
+    on_gpu = device.startswith("cuda")
+    if on_gpu:
+        index = int(device.partition(":")[2] or 0)
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            raise LoadError(f"the artifact asks for {device} but torch sees no such CUDA device here")
     try:
-        if path.endswith(".ptl"):
-            if device != "cpu":
-                raise LoadError(".ptl files run in the lite interpreter, which is CPU-only; build a .pt for cuda")
+        if on_gpu or not path.endswith(".ptl"):
+            # A .ptl also holds the full TorchScript program, which torch.jit.load can place on a GPU.
+            module = torch.jit.load(path, map_location=device)
+            module.eval()
+        else:
             from torch.jit.mobile import _load_for_lite_interpreter
 
             module = _load_for_lite_interpreter(path)
-        else:
-            module = torch.jit.load(path, map_location=device)
-            module.eval()
-    except LoadError:
-        raise
     except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError or ValueError for a bad file
         raise LoadError(f"torch cannot load {os.path.basename(path)}: {_one_line(exc)}") from exc
     sample = torch.rand(*spec["input_shape"], device=device)
 
-    if device == "cuda":
-
-        def call() -> Any:
-            with torch.inference_mode():
-                out = module(sample)
-            torch.cuda.synchronize()
-            return out
-
-        return call
-
-    def call_cpu() -> Any:
+    def call() -> Any:
         with torch.inference_mode():
-            return module(sample)
+            out = module(sample)
+        if on_gpu:
+            torch.cuda.synchronize(device)  # time the kernels, not their launch
+        return out
 
-    return call_cpu
+    return call
 
 
 def _tflite_runnable(spec: dict[str, Any], threads: int) -> Runnable:

@@ -167,6 +167,7 @@ class SSHAgent(Agent):
         threads: inference threads (``torch.set_num_threads`` / TFLite ``num_threads``, and ``OMP_NUM_THREADS``).
         hygiene: affinity mask for ``taskset`` and the cool-down rule.
         name: the inventory name, used in messages.
+        cuda_index: run TorchScript models on this GPU of the device (a Jetson), timed with synchronisation.
         temperature_reader: injectable; defaults to reading the device's thermal zones through the runner.
         sleep, clock: injectable for tests of the cool-down loop.
     """
@@ -179,6 +180,7 @@ class SSHAgent(Agent):
         threads: int = 1,
         hygiene: HygieneSettings | None = None,
         name: str | None = None,
+        cuda_index: int | None = None,
         temperature_reader: Callable[[], float | None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -192,6 +194,7 @@ class SSHAgent(Agent):
         self.threads = threads
         self.hygiene = hygiene or HygieneSettings()
         self.name = name or settings.host
+        self.cuda_index = cuda_index
         # "~/x" means x in the login directory, where both SFTP and the remote shell start (no expansion needed).
         workdir = settings.workdir[2:] if settings.workdir.startswith("~/") else settings.workdir
         self.remote_dir = f"{workdir.rstrip('/') or '.'}/{campaign_id}"
@@ -227,6 +230,7 @@ class SSHAgent(Agent):
                 cooldown_timeout_s=hygiene.cooldown_timeout_s,
             ),
             name=device.name,
+            cuda_index=device.cuda.index if device.cuda is not None else None,
         )
 
     # ------------------------------------------------------------------ Agent
@@ -452,7 +456,7 @@ class SSHAgent(Agent):
             "path": remote,
             "runtime": artifact.runtime,
             "input_shape": [artifact.batch_size, 3, artifact.input_size, artifact.input_size],
-            "device": "cuda" if Path(artifact.path).suffix == ".pt" and artifact.runtime == "torchscript" else "cpu",
+            "device": f"cuda:{self.cuda_index}" if self.cuda_index is not None and artifact.runtime == "torchscript" else "cpu",
             "sha256": digest,
         }
 

@@ -131,19 +131,22 @@ def test_tflite_artifact_runs_in_the_litert_interpreter(tiny_tflite) -> None:
     assert "ai_edge_litert" in result["runtime_versions"] or "tflite_runtime" in result["runtime_versions"]
 
 
-def test_cuda_artifact_is_timed_on_the_gpu_or_refused_without_one(tmp_path: Path) -> None:
-    path = tmp_path / "model.pt"
-    torch.jit.save(torch.jit.trace(torch.nn.Conv2d(3, 8, 3).eval(), torch.zeros(1, 3, 16, 16)), str(path))
-    job = {
-        "mode": "run",
-        "artifacts": [{"path": str(path), "runtime": "torchscript", "input_shape": [1, 3, 16, 16], "device": "cuda"}],
-        "schedule": [[0, 2, 4]],
-    }
+def test_cuda_artifact_is_timed_on_the_gpu_or_refused_without_one(tiny_torchscript) -> None:
+    job = {"mode": "run", "artifacts": [spec(tiny_torchscript[0], device="cuda:0")], "schedule": [[0, 2, 4]]}
     status, result, _ = run_job(job)
+    assert status == 0
     if torch.cuda.is_available():
         assert result["errors"] == [None] and len(result["samples_ms"][0]) == 4
     else:
-        assert result["errors"][0]["kind"] == "rejected" and "no CUDA device" in result["errors"][0]["message"]
+        assert result["errors"][0]["kind"] == "rejected" and "no such CUDA device" in result["errors"][0]["message"]
+
+
+def test_a_ptl_also_loads_as_full_torchscript(tiny_torchscript) -> None:
+    """What the CUDA path relies on: torch.jit.load reads the lite file's full program (here on CPU)."""
+    module = torch.jit.load(tiny_torchscript[0].path, map_location="cpu")
+    lite = torch.jit.mobile._load_for_lite_interpreter(tiny_torchscript[0].path)
+    sample = torch.rand(1, 3, 16, 16)
+    assert torch.allclose(module(sample), lite(sample), atol=1e-6)
 
 
 def test_a_device_python_without_torch_names_the_fix(tiny_torchscript) -> None:

@@ -253,6 +253,23 @@ def test_a_network_blip_mid_run_is_retried_without_a_stray_runner(
     agent.close()
 
 
+def test_from_device_maps_every_inventory_field() -> None:
+    from farm.inventory import Device
+
+    device = Device(
+        name="orin-a", kind="ssh", threads=3,
+        hygiene={"affinity": [2, 3], "cooldown_s": 1.5, "max_temperature_c": 60.0, "cooldown_timeout_s": 90.0},
+        ssh={"host": "orin.lab", "port": 2222, "user": "bench", "key_file": "~/.ssh/k", "known_hosts": "/etc/kh",
+             "trust_on_first_use": True, "python": "/opt/venv/bin/python", "workdir": "~/latfarm"},
+    )
+    agent = SSHAgent.from_device(device, campaign_id="c7")
+    assert (agent.settings.host, agent.settings.port, agent.settings.user) == ("orin.lab", 2222, "bench")
+    assert (agent.settings.key_file, agent.settings.known_hosts, agent.settings.trust_on_first_use) == ("~/.ssh/k", "/etc/kh", True)
+    assert agent.settings.python == "/opt/venv/bin/python" and agent.remote_dir == "latfarm/c7"  # ~/ = login directory
+    assert agent.threads == 3 and agent.cuda_index is None and agent.name == "orin-a"  # the inventory has no GPU on ssh yet
+    assert agent.hygiene == HygieneSettings(affinity=(2, 3), cooldown_s=1.5, max_temperature_c=60.0, cooldown_timeout_s=90.0)
+
+
 class _FakeClock:
     def __init__(self) -> None:
         self.now = 0.0
