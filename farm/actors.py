@@ -127,10 +127,12 @@ class DeviceWorker:
     def run_job(self, job: Job, *builds: BuildResult) -> JobResult:
         """Measure ``job``; ``builds`` align with ``job.archs`` (none for eager torch)."""
         result = JobResult(job=job, started_at=time.time())
+        cpu_started = time.process_time()
         try:
             self._run(job, list(builds), result)
         finally:
             result.finished_at = time.time()
+            result.cpu_s = time.process_time() - cpu_started
         return result
 
     def probe(self) -> dict[str, Any]:

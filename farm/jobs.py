@@ -89,7 +89,7 @@ class JobResult:
     ``rows`` hold an outcome (ok, unstable or failed) for some or all archs of
     the job. ``started_at``/``finished_at`` are the actor's wall clock around the
     job; ``dispatched_at``/``stored_at`` the driver's, when it submitted the job and
-    when its rows were in the store. When ``error`` is set, the archs without a row were not measured:
+    when its rows were in the store. ``cpu_s`` is the CPU time the actor's process spent on the job. When ``error`` is set, the archs without a row were not measured:
     the driver retries them if ``retryable``, else decides by ``stage``
     (``connect``: the device is unusable; ``run``: something in the batch).
     """
@@ -104,6 +104,7 @@ class JobResult:
     finished_at: float = 0.0
     dispatched_at: float = 0.0
     stored_at: float = 0.0
+    cpu_s: float = 0.0
 
     @property
     def busy_s(self) -> float:

@@ -11,8 +11,9 @@
    across devices, and a job is dispatched only once its builds are done.
 3. **Dispatch.** One actor per device (``farm.actors``), at most
    ``jobs_per_device`` jobs queued on each and ``max_in_flight`` in total.
-4. **Store.** Each job's rows are appended as soon as it returns, so a crash
-   loses at most the jobs in flight, and a re-run resumes.
+4. **Store.** Each job's rows are appended as soon as it returns, by a writer
+   thread (``farm.writer``) so dispatch never waits for the disk; a crash loses
+   at most the jobs in flight and rows not yet written, and a re-run resumes.
 5. **Failures.** Retryable errors (``DeviceUnavailable``, ``RunFailed``, a dead
    actor) are retried up to ``max_attempts`` times with exponential back-off;
    the device pauses meanwhile. A permanent error in a batch splits it into
@@ -50,6 +51,7 @@ from farm.builds import BuildFn, default_build_fn, needs_build, run_build
 from farm.jobs import Job, JobResult, failed_row
 from farm.store import Store
 from farm.summary import CampaignSummary, DeviceSummary, save_record
+from farm.writer import StoreWriter
 
 if TYPE_CHECKING:
     from farm.inventory import Device
@@ -213,6 +215,7 @@ class Campaign:
         self.build_failures: set[tuple[Any, ...]] = set()
         self.progress: Any = None
         self.build_cpus: float = 1
+        self.writer = StoreWriter(self.store)
         self.summary = CampaignSummary(
             campaign_id=config.campaign_id,
             search_space=config.search_space,
@@ -248,9 +251,12 @@ class Campaign:
             self.measure_started = time.monotonic()
             while self._loop_once():
                 pass
+            self._count_stored(self.writer.close())
             self.summary.status = "finished"
         except BaseException:
             self.summary.status = "interrupted"
+            if self.writer.running:
+                self._count_stored(self.writer.close())  # keep what has come back
             raise
         finally:
             self.progress.close()
@@ -324,6 +330,7 @@ class Campaign:
     # ----------------------------------------------------------- dispatch
     def _loop_once(self) -> bool:
         """Dispatch what can go, wait for one result or timer; ``False`` once everything is done."""
+        self._count_stored(self.writer.completed())
         self._schedule_builds()
         now = time.monotonic()
         limit = self.config.max_in_flight or self.config.jobs_per_device * max(1, len(self.states))
@@ -400,22 +407,23 @@ class Campaign:
             result = JobResult(job=job, error=f"farm bug in the device actor: {error}".splitlines()[0],
                                error_type=type(error).__name__, retryable=False, stage="actor")
         result.dispatched_at = self.dispatched_at.pop(job.job_id, 0.0)
+        self._record_builds(job)
         state.last_finish = time.monotonic()
         state.summary.busy_s += result.busy_s
         return state, result, list(result.rows) + self._resolve_failure(state, result)
 
     def _store_results(self, collected: list[tuple[_DeviceState, JobResult, list[dict[str, Any]]]]) -> None:
-        """Append the rows of every job that has come back (one file per partition), then count them."""
-        rows = [row for _, _, job_rows in collected for row in job_rows]
-        if rows:
-            self.store.append(rows)
-        stored_at = time.time()
+        """Hand the rows of every job that has come back to the writer thread (one append for all)."""
         for state, result, job_rows in collected:
+            self.writer.submit(job_rows, tag=(state, result, job_rows))
+
+    def _count_stored(self, completions: list[tuple[Any, float]]) -> None:
+        """Count rows the writer has made durable; progress, build times and ``on_job`` follow."""
+        for (state, result, job_rows), stored_at in completions:
             result.stored_at = stored_at
             for row in job_rows:
                 self._count(state, row)
             self.progress.update(len(job_rows))
-            self._record_builds(result.job, job_rows)
             if self.on_job is not None:
                 self.on_job(result)
 
@@ -478,7 +486,7 @@ class Campaign:
         if message and message not in state.summary.errors and len(state.summary.errors) < 10:
             state.summary.errors.append(message)
 
-    def _record_builds(self, job: Job, rows: list[dict[str, Any]]) -> None:
+    def _record_builds(self, job: Job) -> None:
         """Note the build time of the job's artifacts; drop build results no queued job still needs.
 
         Dropping the last reference frees the artifact's bytes in Ray's object store (OFA
