@@ -69,20 +69,6 @@ class SSHDaemon:
                 os.kill(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=5)
 
-    def wait_for_session_command(self, fragment: str, timeout_s: float = 60.0) -> int:
-        """Wait until a process started through this sshd has ``fragment`` in its command line; its PID."""
-        assert self.process is not None
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for pid in _descendants(self.process.pid):
-                try:
-                    if fragment in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode():
-                        return pid
-                except OSError:
-                    continue
-            time.sleep(0.05)
-        raise TimeoutError(f"no session ran {fragment!r} within {timeout_s} s")
-
     def drop_connections(self) -> list[int]:
         """The network blips: SIGKILL every per-connection sshd process; the listener and the commands it started live on."""
         assert self.process is not None

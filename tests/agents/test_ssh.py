@@ -11,6 +11,7 @@ model the same way).
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import socket
 import subprocess
@@ -197,20 +198,8 @@ def test_corrupt_artifact_is_rejected_and_a_batch_keeps_what_it_measured(sshd, t
 
 def test_device_dropped_mid_run_then_reconnects(sshd_factory, tmp_path: Path, tiny_torchscript) -> None:
     daemon = sshd_factory()
-    artifact = tiny_torchscript[0]
     agent = SSHAgent(settings_for(daemon, tmp_path, reconnect_attempts=1), campaign_id="c-drop")
-    agent.prepare(artifact)
-    outcome: dict[str, BaseException] = {}
-
-    def long_run() -> None:
-        try:
-            agent.run([artifact], [Burst(0, 0, 5000)] * 200)
-        except BaseException as error:  # noqa: BLE001 - handed to the test thread
-            outcome["error"] = error
-
-    worker = threading.Thread(target=long_run)
-    worker.start()
-    daemon.wait_for_session_command("runner-")
+    worker, outcome, _ = _run_until_timing(agent, tiny_torchscript[0], f"{tmp_path}/remote/c-drop/runner-", 200)
     daemon.crash()
     worker.join(timeout=60)
     assert not worker.is_alive()
@@ -229,45 +218,47 @@ def _runners(fragment: str) -> set[int]:
     return {pid for pid in peer.processes_running(fragment) if "&&" not in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")}
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _run_until_timing(agent: SSHAgent, artifact, fragment: str, bursts: int) -> tuple[threading.Thread, dict, int]:
+    """Prepare, start ``bursts`` x 500 runs in a thread, return once the board's runner is busy timing."""
+    agent.prepare(artifact)
+    (runner,) = _runners(fragment)
+    idle_cpu_s = _cpu_seconds(runner)
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["samples"] = agent.run([artifact], [Burst(0, 0, 500)] * bursts)
+        except BaseException as error:  # noqa: BLE001 - handed to the test thread
+            outcome["error"] = error
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while _cpu_seconds(runner) < idle_cpu_s + 0.3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return worker, outcome, runner
+
+
 def test_a_network_blip_mid_run_is_retried_without_a_stray_runner(
     sshd_factory, tmp_path: Path, tiny_torchscript, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The connection dies, the board and its runner live on: the stale runner is stopped and the job re-run."""
     caplog.set_level(logging.WARNING, logger="agents.ssh")
     daemon = sshd_factory()
-    artifact = tiny_torchscript[0]
     agent = SSHAgent(settings_for(daemon, tmp_path, reconnect_attempts=1), campaign_id="c-blip")
-    agent.prepare(artifact)
     fragment = f"{tmp_path}/remote/c-blip/runner-"
-    (first_runner,) = _runners(fragment)
-    schedule = [Burst(0, 0, 500)] * 60
-    outcome: dict[str, object] = {}
-    worker = threading.Thread(target=lambda: outcome.update(samples=agent.run([artifact], schedule)))
-    worker.start()
-    time.sleep(1.0)  # the runner is warm since prepare(): the run job is under way by now
+    worker, outcome, first_runner = _run_until_timing(agent, tiny_torchscript[0], fragment, 60)
     assert daemon.drop_connections()
     worker.join(timeout=120)
-    assert len(outcome["samples"][0]) == 500 * 60  # the re-run on a fresh connection completed
+    assert "error" not in outcome and len(outcome["samples"][0]) == 500 * 60  # re-run on a fresh connection
     assert f"stopped runner {first_runner}, left running by a dropped connection" in caplog.text
     assert first_runner not in _runners(fragment) and len(_runners(fragment)) == 1
     agent.close()
-
-
-def test_from_device_maps_every_inventory_field() -> None:
-    from farm.inventory import Device
-
-    device = Device(
-        name="orin-a", kind="ssh", threads=3,
-        hygiene={"affinity": [2, 3], "cooldown_s": 1.5, "max_temperature_c": 60.0, "cooldown_timeout_s": 90.0},
-        ssh={"host": "orin.lab", "port": 2222, "user": "bench", "key_file": "~/.ssh/k", "known_hosts": "/etc/kh",
-             "trust_on_first_use": True, "python": "/opt/venv/bin/python", "workdir": "~/latfarm"},
-    )
-    agent = SSHAgent.from_device(device, campaign_id="c7")
-    assert (agent.settings.host, agent.settings.port, agent.settings.user) == ("orin.lab", 2222, "bench")
-    assert (agent.settings.key_file, agent.settings.known_hosts, agent.settings.trust_on_first_use) == ("~/.ssh/k", "/etc/kh", True)
-    assert agent.settings.python == "/opt/venv/bin/python" and agent.remote_dir == "latfarm/c7"  # ~/ = login directory
-    assert agent.threads == 3 and agent.cuda_index is None and agent.name == "orin-a"  # the inventory has no GPU on ssh yet
-    assert agent.hygiene == HygieneSettings(affinity=(2, 3), cooldown_s=1.5, max_temperature_c=60.0, cooldown_timeout_s=90.0)
 
 
 class _FakeClock:
