@@ -21,9 +21,9 @@
 Both cache per (space, arch), so predicting a whole space twice is cheap.
 
 Example:
-    >>> import numpy as np
-    >>> receive_matrix(np.array([[0, 1], [0, 0]], np.float32), global_index=1).tolist()
-    [[1.0, 0.0], [1.0, 1.0]]
+    >>> batch = graph_batch("nasbench201", ["|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"], 8)
+    >>> tuple(batch.x.shape), tuple(batch.adj.shape), batch.readout.tolist()
+    ((1, 9, 8), (1, 9, 9), [8])
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import torch
 
 from farm import spaces
 
-_GRAPH_CACHE: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_GRAPH_CACHE: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
 _ONEHOT_CACHE: dict[tuple[str, str], np.ndarray] = {}
 _CACHE_LIMIT = 200_000
 
@@ -58,14 +58,6 @@ class GraphBatch:
         return GraphBatch(self.x[idx], self.adj[idx], self.readout[idx])
 
 
-def receive_matrix(adj: np.ndarray, global_index: int) -> np.ndarray:
-    """``adj.T + I`` with the global node receiving from every node."""
-    receive = adj.T.astype(np.float32) + np.eye(adj.shape[0], dtype=np.float32)
-    receive = np.minimum(receive, 1.0)
-    receive[global_index, :] = 1.0
-    return receive
-
-
 def _cached(cache: dict, key: tuple[str, str], compute: Callable[[], object]):
     value = cache.get(key)
     if value is None:
@@ -75,34 +67,47 @@ def _cached(cache: dict, key: tuple[str, str], compute: Callable[[], object]):
     return value
 
 
-def _graph(space_name: str, arch: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(receive matrix, op indices, detached mask) of one arch."""
+def _raw_graph(space_name: str, arch: str) -> tuple[np.ndarray, np.ndarray]:
     adj, ops = spaces.get(space_name).graph(arch)
-    adj, ops = np.asarray(adj), np.asarray(ops, dtype=np.int64)
-    inner = adj[:-1, :-1]
-    detached = np.zeros(len(ops), dtype=bool)
-    detached[:-1] = (inner.sum(0) == 0) & (inner.sum(1) == 0)
-    return receive_matrix(adj, global_index=len(ops) - 1), ops, detached
+    return np.asarray(adj, dtype=np.uint8), np.asarray(ops, dtype=np.int64)
 
 
 def graph_batch(
     space_name: str, archs: Sequence[str], num_node_types: int, zero_detached: bool = False
 ) -> GraphBatch:
-    """Stack ``space.graph`` of each arch, padding to the largest graph; the global node is the last node."""
-    graphs = [_cached(_GRAPH_CACHE, (space_name, a), lambda a=a: _graph(space_name, a)) for a in archs]
-    size = max(len(ops) for _, ops, _ in graphs)
-    x = np.zeros((len(graphs), size, num_node_types), np.float32)
-    adj = np.zeros((len(graphs), size, size), np.float32)
-    readout = np.empty(len(graphs), np.int64)
-    for b, (receive, ops, detached) in enumerate(graphs):
-        n = len(ops)
-        adj[b, :n, :n] = receive
-        valid = np.nonzero((ops >= 0) & ~(detached & zero_detached))[0]
-        if valid.size and ops[valid].max() >= num_node_types:
-            raise ValueError(f"{space_name} graph op index {ops.max()} >= num_node_types={num_node_types}")
-        x[b, valid, ops[valid]] = 1.0
-        readout[b] = n - 1
-    return GraphBatch(torch.from_numpy(x), torch.from_numpy(adj), torch.from_numpy(readout))
+    """Stack ``space.graph`` of each arch, padding to the largest graph; the global node is the last node.
+
+    Vectorised over the batch: encoding all 15,625 NAS-Bench-201 cells takes a fraction of a second.
+    """
+    raw = [_cached(_GRAPH_CACHE, (space_name, a), lambda a=a: _raw_graph(space_name, a)) for a in archs]
+    sizes = np.fromiter((len(ops) for _, ops in raw), dtype=np.int64, count=len(raw))
+    size = int(sizes.max())
+    if np.all(sizes == size):
+        adj = np.stack([a for a, _ in raw]).astype(np.float32)
+        ops = np.stack([o for _, o in raw])
+    else:
+        adj = np.zeros((len(raw), size, size), np.float32)
+        ops = np.full((len(raw), size), -1, np.int64)
+        for b, (a, o) in enumerate(raw):
+            adj[b, : len(o), : len(o)] = a
+            ops[b, : len(o)] = o
+    batch = np.arange(len(raw))
+    glob = sizes - 1
+    real = np.arange(size)[None, :] < sizes[:, None]
+    # edges other than those into / out of the global node
+    out_degree = adj.sum(2) - adj[batch, :, glob]
+    in_degree = adj.sum(1) - adj[batch, glob, :]
+    detached = (out_degree == 0) & (in_degree == 0)
+    detached[batch, glob] = False
+    receive = np.minimum(adj.transpose(0, 2, 1) + np.eye(size, dtype=np.float32) * real[:, :, None], 1.0)
+    receive[batch, glob, :] = real.astype(np.float32)
+    keep = real & (ops >= 0) & ~(detached & zero_detached)
+    if np.any(ops[keep] >= num_node_types):
+        raise ValueError(f"{space_name} graph op index {ops[keep].max()} >= num_node_types={num_node_types}")
+    x = np.zeros((len(raw), size, num_node_types), np.float32)
+    b_idx, n_idx = np.nonzero(keep)
+    x[b_idx, n_idx, ops[b_idx, n_idx]] = 1.0
+    return GraphBatch(torch.from_numpy(x), torch.from_numpy(receive), torch.from_numpy(glob))
 
 
 def num_node_types(space_name: str) -> int:

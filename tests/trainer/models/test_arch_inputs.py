@@ -41,6 +41,12 @@ def test_cache_and_onehot():
     assert onehot.shape == (5, 30) and torch.all(onehot.sum(1) == 6)
 
 
-def test_receive_matrix():
-    adj = np.array([[0, 1, 0], [0, 0, 0], [0, 0, 0]], np.uint8)
-    assert arch_inputs.receive_matrix(adj, global_index=2).tolist() == [[1, 0, 0], [1, 1, 0], [1, 1, 1]]
+def test_padding_mixed_sizes_with_ofa():
+    archs = spaces.get("ofa").sample(6, seed=0)
+    sizes = [len(spaces.get("ofa").graph(a)[1]) for a in archs]
+    batch = arch_inputs.graph_batch("ofa", archs, arch_inputs.num_node_types("ofa"))
+    assert batch.x.shape[1] == max(sizes) and batch.readout.tolist() == [n - 1 for n in sizes]
+    for b, n in enumerate(sizes):
+        assert torch.all(batch.adj[b, n:] == 0) and torch.all(batch.adj[b, :, n:] == 0)  # padding is inert
+        assert torch.all(batch.adj[b, n - 1, :n] == 1)  # the global node reads every real node
+        assert torch.all(batch.x[b, :n].sum(-1) == 1)
