@@ -136,13 +136,10 @@ class DeviceWorker:
         return result
 
     def probe(self) -> dict[str, Any]:
-        """Connect and probe the device: ``{"reachable", "facts", "error"}`` (never raises)."""
-        try:
-            self._drop_agent()
-            self._connect()
-            return {"reachable": True, "facts": self.facts, "error": None}
-        except Exception as error:  # noqa: BLE001 - an unreachable device is an answer here
-            return {"reachable": False, "facts": None, "error": _describe(error)}
+        """Connect afresh and probe the device: ``{"reachable", "facts", "error"}`` (never raises)."""
+        self._drop_agent()
+        error = self.start()["error"]
+        return {"reachable": error is None, "facts": self.facts if error is None else None, "error": error}
 
     def close(self) -> None:
         self._drop_agent()

@@ -206,7 +206,7 @@ class Campaign:
         self.build_fn = build_fn
         self.on_job = on_job
         self.states: list[_DeviceState] = []
-        self.in_flight: dict[Any, tuple[_DeviceState, Job]] = {}
+        self.in_flight: dict[Any, tuple[_DeviceState, Job, Any]] = {}
         self.dispatched_at: dict[str, float] = {}
         self.build_refs: dict[tuple[Any, ...], Any] = {}
         self.build_users: dict[tuple[Any, ...], int] = {}
@@ -215,7 +215,8 @@ class Campaign:
         self.build_failures: set[tuple[Any, ...]] = set()
         self.progress: Any = None
         self.build_cpus: float = 1
-        self.writer = StoreWriter(self.store)
+        self.measure_started: float | None = None
+        self.writer: StoreWriter | None = None
         self.summary = CampaignSummary(
             campaign_id=config.campaign_id,
             search_space=config.search_space,
@@ -245,6 +246,7 @@ class Campaign:
             total=pending, unit="arch", desc=f"campaign {self.config.campaign_id}",
             disable=not self.config.progress, dynamic_ncols=True,
         )
+        self.writer = StoreWriter(self.store)
         try:
             self._start_actors()
             self._wait_for_actors()
@@ -355,7 +357,7 @@ class Campaign:
                         break
                 state.queue.popleft()
                 ref = state.actor.run_job.remote(job, *refs)
-                self.in_flight[ref] = (state, job)
+                self.in_flight[ref] = (state, job, state.actor)
                 self.dispatched_at[job.job_id] = time.time()
                 state.in_flight += 1
         if not self.in_flight and not waiting_builds and next_wake is None:
@@ -395,14 +397,16 @@ class Campaign:
     # ------------------------------------------------------------- results
     def _collect(self, ref: Any) -> tuple[_DeviceState, JobResult, list[dict[str, Any]]]:
         """Fetch one finished job; return its device, result and every row it produced."""
-        state, job = self.in_flight.pop(ref)
+        state, job, actor = self.in_flight.pop(ref)
         state.in_flight -= 1
         try:
             result: JobResult = ray.get(ref)
         except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as error:
             result = JobResult(job=job, error=f"device actor died: {error}".splitlines()[0],
                                error_type=type(error).__name__, retryable=True, stage="actor")
-            state.actor = self._new_actor(state)
+            if state.actor is actor:  # the first of its jobs to report the death replaces it, once
+                ray.kill(actor)
+                state.actor = self._new_actor(state)
         except ray.exceptions.RayTaskError as error:
             result = JobResult(job=job, error=f"farm bug in the device actor: {error}".splitlines()[0],
                                error_type=type(error).__name__, retryable=False, stage="actor")
@@ -511,7 +515,7 @@ class Campaign:
         summary = state.summary
         if state.latencies:
             summary.median_latency_ms = statistics.median(state.latencies)
-        if state.last_finish is not None and hasattr(self, "measure_started"):
+        if state.last_finish is not None and self.measure_started is not None:
             window = state.last_finish - self.measure_started
             summary.idle_share = max(0.0, 1.0 - summary.busy_s / window) if window > 0 else 0.0
         leftover = sum(len(job.archs) for job in state.queue)
