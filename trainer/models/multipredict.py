@@ -24,9 +24,11 @@ the GCN, 1000 x2 "interaction" layers for the MLP encoder).
   shipped with the predictor. Each target keeps its own fine-tuned copy, so
   transferring to one target never changes predictions for another.
 
-Options beyond the paper (all off by default, see ``MultiPredictConfig``):
-log-latency scaling, a pairwise hinge rank loss, a correlation-weighted row
-initialisation, and fine-tuning only the hardware row and head.
+Options beyond the paper (see ``MultiPredictConfig``): an additive GCN readout
+(every node priced given the device, then summed: a learned, device-conditioned
+layer-wise table), log-latency scaling, a pairwise hinge rank loss, a
+correlation-weighted row initialisation, fine-tuning only the hardware row (or
+row and head), and an embedding-only first fine-tuning stage.
 
 Example:
     >>> MultiPredict("fbnet").encoder_kind
