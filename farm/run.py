@@ -105,8 +105,13 @@ def make_protocol(device: "Device", config: CampaignConfig) -> "Protocol":
     from farm import protocol as protocols
 
     settings = device.protocol
-    if config.protocol is not None:
-        settings = settings.model_copy(update={"name": config.protocol})
+    if config.protocol is not None and config.protocol != settings.name:
+        # The device's warm-up/runs/rounds/trim were chosen for its own protocol (e.g. per-burst
+        # counts for interleaved); another protocol starts from its published defaults and keeps
+        # only the device's stability rule.
+        return protocols.make(
+            config.protocol, max_cv=settings.max_cv, max_repeats=settings.max_repeats, **config.protocol_overrides()
+        )
     return protocols.make(settings, **config.protocol_overrides())
 
 

@@ -207,3 +207,17 @@ def test_plan_gives_each_ofa_arch_its_own_resolution() -> None:
     assert [job.artifact(arch).input_size for arch in archs] == resolutions
     assert [job.without([archs[0]]).artifact(a).input_size for a in archs[1:]] == resolutions[1:]
     assert job.single(2).artifact(archs[2]).input_size == resolutions[2]
+
+
+def test_a_campaign_protocol_other_than_the_devices_starts_from_its_own_defaults() -> None:
+    from farm.inventory import Device
+    from farm.run import CampaignConfig, make_protocol
+
+    device = Device.model_validate(
+        {"name": "cpu-x", "kind": "cpu", "protocol": {"name": "interleaved", "runs": 3, "rounds": 2, "max_cv": 0.2}}
+    )
+    own = make_protocol(device, CampaignConfig(search_space="nasbench201", archs=["a"], devices=[device], store_root="unused", protocol=None))
+    assert own.row_fields()["runs"] == 6  # 2 rounds x 3 per burst
+    switched = make_protocol(device, CampaignConfig(search_space="nasbench201", archs=["a"], devices=[device], store_root="unused", protocol="help"))
+    assert switched.row_fields() == {"protocol": "help", "warmup_runs": 50, "runs": 50, "trim": 0.1}
+    assert switched.max_cv == 0.2
