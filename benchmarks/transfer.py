@@ -10,8 +10,11 @@ method), and score Spearman rho on every other arch of the target. Rows:
 * ``brpnas-20``: BRP-NAS GCN trained from scratch on the same target samples;
 * ``brpnas-900``: the same GCN trained on 900 target archs (the paper's setting;
   ``--seeds-900`` seeds, 1 by default because it is the slow row);
-* ``multipredict-paper``: MultiPredict with the paper's settings;
-* ``multipredict``: the project's default MultiPredict settings (our improvements).
+* ``multipredict-paper``: MultiPredict with the paper's settings (``PAPER_HYPER``; today
+  also the project's defaults, so ``--methods multipredict`` gives the same figures);
+* ``multipredict-lr3e-4``: fine-tuning at lr 3e-4 instead of 1e-3 (on cached ND
+  pre-trainings, seeds 0-1, it raised every target's Spearman, mean +0.0065);
+* ``multipredict-additive``: additive GCN readout, only the hardware row fine-tuned.
 
 It prints one table per task (mean Spearman per target and overall) and the
 timings: pre-training per seed, transfer per target, prediction of the test set
@@ -71,6 +74,9 @@ ROWS = {
         Row("brpnas-900", "brpnas", samples=900, slow=True),
         Row("multipredict-paper", "multipredict", dict(PAPER_HYPER)),
         Row("multipredict", "multipredict"),
+        Row("multipredict-lr3e-4", "multipredict", {**PAPER_HYPER, "target_lr": 3e-4}),
+        Row("multipredict-additive", "multipredict",
+            {**PAPER_HYPER, "readout": "additive", "finetune": "embedding", "target_lr": 1e-2}),
     )
 }
 QUICK_HYPER = {"brpnas": {"epochs": 3}, "multipredict": {"epochs": 3}}
@@ -118,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--table", type=Path, default=DEFAULT_TABLE, help="help_latency.parquet")
     parser.add_argument("--tasks", default="ND,FD")
-    parser.add_argument("--methods", default=",".join(ROWS), help=f"comma list of {', '.join(ROWS)}")
+    parser.add_argument("--methods", default="flops,layerwise,brpnas-20,brpnas-900,multipredict-paper,multipredict-lr3e-4",
+                        help=f"comma list of {', '.join(ROWS)}")
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--seeds-900", default="0", help="seeds of the slow brpnas-900 row")
@@ -145,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{task}] {name}: mean Spearman {results[name].mean().spearman:.4f} "
                   f"({time.perf_counter() - started:.0f} s)", flush=True)
         print(report(task, results), flush=True)
-        goal = results.get("multipredict")
+        goal = results.get("multipredict", results.get("multipredict-paper"))
         if goal is not None:
             verdict = "meets" if goal.mean().spearman >= TARGET_SPEARMAN[task] else "MISSES"
             print(f"multipredict {verdict} the {task} target of {TARGET_SPEARMAN[task]} "
