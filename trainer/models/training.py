@@ -119,8 +119,9 @@ def fit(
     best, best_state, stale = float("inf"), None, 0
     history: list[float] = []
     bar = tqdm(range(cfg.epochs), desc=desc, disable=desc is None or not sys.stderr.isatty(), leave=False)
-    epoch = 0
-    for epoch in bar:
+    epochs_run = 0
+    for _ in bar:
+        epochs_run += 1
         model.train()
         order = torch.randperm(num_examples, generator=generator)
         total = 0.0
@@ -148,7 +149,7 @@ def fit(
     model.eval()
     if best_state is not None:
         model.load_state_dict(best_state)
-    return FitResult(epochs=epoch + 1, best_loss=best if np.isfinite(best) else float("nan"), history=history)
+    return FitResult(epochs=epochs_run, best_loss=best if np.isfinite(best) else float("nan"), history=history)
 
 
 @contextlib.contextmanager
