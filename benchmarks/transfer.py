@@ -26,6 +26,7 @@ Usage::
     python benchmarks/transfer.py --tasks ND --methods multipredict,multipredict-paper
     python benchmarks/transfer.py --quick               # tiny epochs: a smoke run
     python benchmarks/transfer.py --json out.json
+    python benchmarks/transfer.py --timing              # transfer + predict-all timings only
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 import torch
@@ -45,8 +46,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from farm import spaces  # noqa: E402
 from trainer.data import TargetTable  # noqa: E402
-from trainer.evaluate import TASKS, Evaluation, evaluate_method  # noqa: E402
+from trainer.evaluate import TASKS, Evaluation, evaluate_method, source_series  # noqa: E402
+from trainer.models import get_method  # noqa: E402
 from trainer.models.multipredict import PAPER_HYPER  # noqa: E402
 
 DEFAULT_TABLE = Path(os.environ.get("LATFARM_SHARED", REPO.parent / "shared")) / "data" / "help_latency.parquet"
@@ -120,6 +123,33 @@ def report(task: str, results: dict[str, Evaluation]) -> str:
     return "\n".join(lines)
 
 
+def _timed(step: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    step()
+    return time.perf_counter() - started
+
+
+def predict_timing(table: TargetTable, args: argparse.Namespace) -> str:
+    """Wall time of a MultiPredict (paper settings) transfer and of predicting every NB201 arch.
+
+    Pre-training runs 1 epoch only: the timed steps do not depend on the trained weights.
+    The first prediction encodes every arch (cold); the second reuses the encodings.
+    """
+    spec = TASKS["ND"]
+    model = get_method("multipredict")(spec.space, seed=0, **{**PAPER_HYPER, "source_epochs": 1})
+    model.pretrain(source_series(table, spec.sources, args.source_samples, 0))
+    target = table.resolve("pixel2")
+    samples = table.series(target).sample(args.samples, random_state=0)
+    transfer_s = _timed(lambda: model.transfer(target, samples))
+    archs = list(spaces.get(spec.space).enumerate())
+    cold = _timed(lambda: model.predict(archs, target))
+    warm = _timed(lambda: model.predict(archs, target))
+    return (
+        f"multipredict (paper settings) on {spec.space}: transfer with {args.samples} samples {transfer_s:.2f} s; "
+        f"predict all {len(archs)} archs {cold:.2f} s cold (encoding included), {warm:.2f} s warm"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--table", type=Path, default=DEFAULT_TABLE, help="help_latency.parquet")
@@ -132,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source-samples", type=int, default=900)
     parser.add_argument("--quick", action="store_true", help="tiny epochs (smoke run; figures meaningless)")
     parser.add_argument("--json", type=Path, default=None, help="write every evaluation as JSON here")
+    parser.add_argument("--timing", action="store_true", help="only time MultiPredict transfer + predicting all NB201 archs")
     args = parser.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",")]
     args.seeds_900 = [int(s) for s in args.seeds_900.split(",")]
@@ -142,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"transfer.py: unknown task/method {bad} or missing table {args.table}", file=sys.stderr)
         return 2
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, intra-op threads per model: 1", flush=True)
+    if args.timing:
+        print(predict_timing(load_tables(args.table, {"nasbench201"})["nasbench201"], args), flush=True)
+        return 0
     tables = load_tables(args.table, {TASKS[t].space for t in tasks})
     everything: dict[str, dict[str, Any]] = {}
     for task in tasks:
