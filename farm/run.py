@@ -325,8 +325,17 @@ class Campaign:
                 self._mark_down(state, f"device actor did not start: {type(error).__name__}: {error}".splitlines()[0])
                 continue
             if answer["error"] and not answer["retryable"]:
-                self._note_error(state, answer["error"])
-                self._mark_down(state, f"cannot use the device: {answer['error']}")
+                self._refuse_device(state, f"cannot use the device: {answer['error']}")
+
+    def _refuse_device(self, state: _DeviceState, reason: str) -> None:
+        """A device refused at connection: each queued arch gets a ``failed`` row saying why, then it is down."""
+        self._note_error(state, reason)
+        jobs = list(state.queue)
+        state.queue.clear()
+        self._mark_down(state, reason)
+        for job in jobs:
+            rows = self._failed_rows(state, job, reason)
+            self.writer.submit(rows, tag=(state, JobResult(job=job, error=reason, stage="connect"), rows))
 
     def _new_actor(self, state: _DeviceState) -> Any:
         return start_actor(
