@@ -70,12 +70,9 @@ def batch_size_from_device(device: str) -> int:
 
 
 def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's content, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
+    """Hex SHA-256 of a file's content."""
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def read_table(path: Path) -> pd.DataFrame:

@@ -38,6 +38,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -52,7 +53,6 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from farm.errors import UserError
-from farm.importer import file_sha256
 from trainer.models import UnknownMethod, get_method
 from trainer.models.base import Predictor
 
@@ -121,7 +121,7 @@ def save(
     try:
         weights = staging / WEIGHTS
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(weights))
-        manifest["weights"] = {"file": WEIGHTS, "sha256": file_sha256(weights)}
+        manifest["weights"] = {"file": WEIGHTS, "sha256": _file_sha256(weights)}
         _write_json(staging / MANIFEST, manifest)
         _replace_dir(staging, final)
     finally:
@@ -216,7 +216,7 @@ def load(folder: str | os.PathLike[str]) -> tuple[Predictor, dict[str, Any]]:
     if not weights.is_file():
         raise RegistryError(f"{weights}: missing; the predictor is corrupt, {hint}")
     expected = weights_info.get("sha256")
-    if expected != file_sha256(weights):
+    if expected != _file_sha256(weights):
         raise RegistryError(f"{weights}: checksum does not match the manifest; the file is corrupt, {hint}")
     try:
         tensors: dict[str, torch.Tensor] = load_file(str(weights))
@@ -261,3 +261,8 @@ def _jsonable(value: Any) -> Any:
 
 
 __all__ = ["FORMAT", "MANIFEST", "ManifestUpdate", "RegistryError", "WEIGHTS", "load", "normalisation_of", "read_manifest", "save"]
+
+
+def _file_sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
