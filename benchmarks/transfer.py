@@ -10,10 +10,11 @@ method), and score Spearman rho on every other arch of the target. Rows:
 * ``brpnas-20``: BRP-NAS GCN trained from scratch on the same target samples;
 * ``brpnas-900``: the same GCN trained on 900 target archs (the paper's setting;
   ``--seeds-900`` seeds, 1 by default because it is the slow row);
-* ``multipredict-paper``: MultiPredict with the paper's settings (``PAPER_HYPER``; today
-  also the project's defaults, so ``--methods multipredict`` gives the same figures);
-* ``multipredict-lr3e-4``: fine-tuning at lr 3e-4 instead of 1e-3 (on cached ND
-  pre-trainings, seeds 0-1, it raised every target's Spearman, mean +0.0065);
+* ``multipredict-paper``: MultiPredict with the paper's settings (``PAPER_HYPER``);
+* ``multipredict``: the project's defaults (today: the paper's, with fine-tuning at
+  lr 3e-4 for the GCN encoder, i.e. ``multipredict-lr3e-4`` on ND and
+  ``multipredict-paper`` on FD);
+* ``multipredict-lr3e-4``: the paper's settings with fine-tuning at lr 3e-4;
 * ``multipredict-additive``: additive GCN readout, only the hardware row fine-tuned.
 
 It prints one table per task (mean Spearman per target and overall) and the
