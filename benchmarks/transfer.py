@@ -12,8 +12,7 @@ method), and score Spearman rho on every other arch of the target. Rows:
   ``--seeds-900`` seeds, 1 by default because it is the slow row);
 * ``multipredict-paper``: MultiPredict with the paper's settings (``PAPER_HYPER``);
 * ``multipredict``: the project's defaults (today: the paper's, with fine-tuning at
-  lr 3e-4 for the GCN encoder, i.e. ``multipredict-lr3e-4`` on ND and
-  ``multipredict-paper`` on FD);
+  lr 3e-4, i.e. the same as ``multipredict-lr3e-4``);
 * ``multipredict-lr3e-4``: the paper's settings with fine-tuning at lr 3e-4;
 * ``multipredict-additive``: additive GCN readout, only the hardware row fine-tuned.
 
