@@ -74,7 +74,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--archs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--job-size", type=int, default=10)
+    parser.add_argument("--job-size", type=int, default=50, help="archs per job (the farm default, 50)")
     parser.add_argument("--quick", action="store_true", help="8 archs, one pass each, 2 rounds x 5 runs")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

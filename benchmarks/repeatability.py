@@ -55,7 +55,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--archs", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--job-size", type=int, default=20, help="archs per job (the farm default, 20)")
+    parser.add_argument("--job-size", type=int, default=50, help="archs per job (the farm default, 50)")
     parser.add_argument("--protocols", default=",".join(PROTOCOLS))
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")

@@ -81,7 +81,8 @@ class _Model(BaseModel):
 class ProtocolSettings(_Model):
     """Per-device protocol choice and overrides; ``None`` keeps the protocol's default.
 
-    ``rounds`` only applies to ``interleaved``. ``max_cv`` and ``max_repeats`` drive the
+    ``rounds`` and ``quantile`` (the estimator: 0.1, the lower decile, by default;
+    0.5 for the median) only apply to ``interleaved``. ``max_cv`` and ``max_repeats`` drive the
     stability rule: an arch whose coefficient of variation stays above ``max_cv`` after
     ``max_repeats`` re-measurements is stored with status ``unstable``.
     """
@@ -90,14 +91,16 @@ class ProtocolSettings(_Model):
     warmup: int | None = Field(default=None, ge=0)
     runs: int | None = Field(default=None, ge=1)
     rounds: int | None = Field(default=None, ge=1)
+    quantile: float | None = Field(default=None, ge=0.0, le=1.0)
     trim: float | None = Field(default=None, ge=0.0, lt=0.5)
     max_cv: float = Field(default=0.05, gt=0.0)
     max_repeats: int = Field(default=2, ge=0)
 
     @model_validator(mode="after")
     def _rounds_only_for_interleaved(self) -> "ProtocolSettings":
-        if self.rounds is not None and self.name != "interleaved":
-            raise _FieldProblem("rounds", f"only applies to the interleaved protocol, not {self.name}; remove it")
+        for key in ("rounds", "quantile"):
+            if getattr(self, key) is not None and self.name != "interleaved":
+                raise _FieldProblem(key, f"only applies to the interleaved protocol, not {self.name}; remove it")
         return self
 
 

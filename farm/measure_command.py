@@ -44,8 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, help="warm-up runs per burst (overrides the inventory)")
     parser.add_argument("--runs", type=int, help="timed runs per burst (overrides the inventory)")
     parser.add_argument("--rounds", type=int, help="rounds of the interleaved protocol")
+    parser.add_argument(
+        "--quantile", type=float,
+        help="estimator of the interleaved protocol: this quantile of the timed runs (default 0.1; 0.5 = median)",
+    )
     parser.add_argument("--trim", type=float, help="fraction trimmed at each end")
-    parser.add_argument("--job-size", type=int, default=20, help="archs per job, measured together (default 20)")
+    parser.add_argument("--job-size", type=int, default=50, help="archs per job, measured together (default 50)")
     parser.add_argument("--max-attempts", type=int, default=3, help="tries per job on retryable errors (default 3)")
     parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else start a local Ray)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar; one log line per job instead")
@@ -131,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
     config = CampaignConfig(
         search_space=space.name, archs=archs, devices=devices, store_root=args.store,
         protocol=args.protocol, warmup=args.warmup, runs=args.runs, trim=args.trim, rounds=args.rounds,
+        quantile=args.quantile,
         job_size=args.job_size, max_attempts=args.max_attempts, seed=args.seed,
         progress=not args.quiet and not args.json,
     )

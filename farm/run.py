@@ -83,7 +83,8 @@ class CampaignConfig:
     runs: int | None = None
     trim: float | None = None
     rounds: int | None = None
-    job_size: int = 20
+    quantile: float | None = None
+    job_size: int = 50
     jobs_per_device: int = 2
     max_in_flight: int | None = None
     max_attempts: int = 3
@@ -96,7 +97,9 @@ class CampaignConfig:
     progress: bool = True
 
     def protocol_overrides(self) -> dict[str, Any]:
-        values = {"warmup": self.warmup, "runs": self.runs, "trim": self.trim, "rounds": self.rounds}
+        values = {
+            "warmup": self.warmup, "runs": self.runs, "trim": self.trim, "rounds": self.rounds, "quantile": self.quantile,
+        }
         return {k: v for k, v in values.items() if v is not None}
 
 
@@ -146,7 +149,7 @@ def plan(config: CampaignConfig, done_keys: set[tuple[Any, ...]]) -> list[Device
                 pending = [
                     arch
                     for arch in archs
-                    if (device.name, runtime, batch_size, sizes[arch], config.search_space, arch, protocol.name)
+                    if (device.name, runtime, batch_size, sizes[arch], config.search_space, arch, protocol.label)
                     not in done_keys
                 ]
                 device_plan.requested += len(archs)
