@@ -25,6 +25,7 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path: Path) -> Non
         "device": (["--devices", "cpu-local,pixel42"], ["unknown device 'pixel42'", "cpu-local"]),
         "space": (["--space", "mobilenet"], ["unknown search space 'mobilenet'", "nasbench201"]),
         "archs": (["--archs", str(archs)], [f"{archs}: line 5:"]),
+        "quantile": (["--sample", "1", "--quantile", "1.5"], ["quantile 1.5 is out of range", "0 <= quantile <= 1"]),
     }
     processes = {
         name: subprocess.Popen([sys.executable, "measure.py", *argv, "--store", str(tmp_path / "m")], cwd=REPO,
