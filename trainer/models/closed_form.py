@@ -61,8 +61,15 @@ class ClosedFormPredictor(Predictor):
                 f"target {target!r}: {len(samples)} measured archs, method {self.method!r} needs at least "
                 f"{self.min_target_samples}; measure more archs on it"
             )
-        x = self.features(list(samples.index))
-        self.parameters[target] = self.fit(x, samples.to_numpy(dtype="float64"))
+        self.parameters[target] = self.fit_parameters(samples)
+
+    def fit_parameters(self, samples: pd.Series) -> dict[str, Any]:
+        """The parameters fitted on ``samples`` (arch -> ms), without registering a target."""
+        return self.fit(self.features(list(samples.index)), samples.to_numpy(dtype="float64"))
+
+    def predict_with(self, parameters: Mapping[str, Any], archs: Sequence[str]) -> np.ndarray:
+        """Predicted ms of ``archs`` under ``parameters`` from :meth:`fit_parameters`."""
+        return self.apply(self.features(list(archs)), parameters)
 
     def predict(self, archs: Sequence[str], target: str) -> np.ndarray:
         if target not in self.parameters:
@@ -70,7 +77,7 @@ class ClosedFormPredictor(Predictor):
                 f"target {target!r} is unknown to this {self.method} predictor; it knows "
                 f"{', '.join(self.targets()) or 'none'}: run `trainer transfer` for it first"
             )
-        return self.apply(self.features(list(archs)), self.parameters[target])
+        return self.predict_with(self.parameters[target], archs)
 
     def targets(self) -> list[str]:
         return list(self.parameters)

@@ -53,6 +53,7 @@ from farm.errors import UserError
 from trainer.models import arch_inputs
 from trainer.models.base import Predictor
 from trainer.models.layers import MLP, GraphEncoder, HardwareEmbedding
+from trainer.models.layerwise import LayerwiseTable
 from trainer.models.target_scaler import ScalerKind, TargetScaler
 from trainer.models.training import (
     FitConfig,
@@ -105,6 +106,12 @@ class MultiPredictConfig:
     rank_weight: float = 0.0
     #: Zero the node features of detached ops as BRP-NAS does (hurts latency; see ``arch_inputs``).
     zero_detached: bool = False
+    #: Blend with a layer-wise table fitted on the same target samples (``trainer.models.layerwise``):
+    #: ``y = exp((1 - w) log f(a, d) + w log t(a))``. ``None``: choose w per target from
+    #: ``BLEND_GRID`` by ``blend_folds``-fold cross-validation on the target's samples (both models
+    #: refitted on each fold); a number fixes w; 0 is the paper's predictor alone.
+    blend_weight: float | None = 0.0
+    blend_folds: int = 5
     #: Intra-op threads while training and predicting (small tensors: 1 is fastest).
     threads: int = 1
     #: Shorthand (``trainer --epochs N``): caps both ``source_epochs`` and ``target_epochs`` at N.
@@ -125,8 +132,32 @@ PAPER_HYPER: dict[str, Any] = {
     "gcn_hidden": (200, 200, 200), "gcn_head": (200, 200, 200), "mlp_hidden": (100, 100, 100),
     "mlp_head": (1000, 1000), "hw_dim": 8, "source_lr": 4e-4, "target_lr": 1e-3, "weight_decay": 5e-4,
     "batch_size": 128, "source_epochs": 250, "target_epochs": 50, "scaler": "minmax", "init": "best",
-    "finetune": "all", "rank_weight": 0.0, "readout": "global", "embedding_epochs": 0,
+    "finetune": "all", "rank_weight": 0.0, "readout": "global", "embedding_epochs": 0, "blend_weight": 0.0,
 }
+
+#: Layer-wise weights tried when ``blend_weight`` is None.
+BLEND_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def blend(network_ms: np.ndarray, table_ms: np.ndarray, weight: float) -> np.ndarray:
+    """Geometric blend ``network^(1-w) * table^w`` (the table's non-positive values are floored).
+
+    Example:
+        >>> blend(np.array([4.0]), np.array([1.0]), 0.5).round(6).tolist()
+        [2.0]
+    """
+    if weight == 0.0:
+        return np.asarray(network_ms, dtype="float64")
+    floor = 1e-6
+    log_net = np.log(np.maximum(np.asarray(network_ms, dtype="float64"), floor))
+    log_table = np.log(np.maximum(np.asarray(table_ms, dtype="float64"), floor))
+    return np.exp((1.0 - weight) * log_net + weight * log_table)
+
+
+def choose_blend_weight(network_ms: np.ndarray, table_ms: np.ndarray, measured_ms: np.ndarray) -> float:
+    """The weight of ``BLEND_GRID`` with the least squared log error on held-out predictions (ties: less table)."""
+    errors = [float(np.mean((np.log(blend(network_ms, table_ms, w)) - np.log(measured_ms)) ** 2)) for w in BLEND_GRID]
+    return BLEND_GRID[int(np.argmin(np.round(errors, 12)))]
 
 
 class MultiPredictNet(nn.Module):
@@ -292,11 +323,35 @@ class MultiPredict(Predictor):
 
     @in_config_threads
     def transfer(self, target: str, samples: pd.Series) -> None:
-        """Add ``target`` from its few ``samples`` (arch -> ms): initialise its row, then fine-tune a copy."""
+        """Add ``target`` from its few ``samples`` (arch -> ms): initialise its row, then fine-tune a copy.
+
+        With a layer-wise blend (``blend_weight`` not 0), a layer-wise table is fitted on the same
+        samples and kept in ``transfer_info[target]``; with ``blend_weight=None`` its weight is
+        chosen by cross-validation on the samples.
+        """
         if len(samples) < self.min_target_samples:
             raise UserError(
                 f"multipredict needs at least {self.min_target_samples} samples of {target!r}, got {len(samples)}"
             )
+        cfg = self.config
+        if cfg.blend_weight is not None and not 0.0 <= cfg.blend_weight <= 1.0:
+            raise UserError(f"multipredict: blend_weight={cfg.blend_weight!r}; use a number in [0, 1] or null (chosen by cross-validation)")
+        net, scaler, rhos, weights = self._finetune(samples)
+        names = list(self.source_scalers)
+        info: dict[str, Any] = {
+            "samples": len(samples),
+            "init_source": names[int(np.argmax(rhos))],
+            "source_spearman": dict(zip(names, rhos.round(4).tolist())),
+            "init_weights": dict(zip(names, weights.round(4).tolist())),
+        }
+        if cfg.blend_weight != 0.0:
+            info["blend_weight"] = self._cross_validated_weight(samples) if cfg.blend_weight is None else cfg.blend_weight
+            info["layerwise"] = LayerwiseTable(self.space).fit_parameters(samples)
+        self.tuned[target], self.target_scalers[target] = net, scaler
+        self.transfer_info[target] = info
+
+    def _finetune(self, samples: pd.Series) -> tuple[MultiPredictNet, TargetScaler, np.ndarray, np.ndarray]:
+        """A fine-tuned copy of the pre-trained net with a new hardware row: (net, scaler, rhos, init weights)."""
         cfg = self.config
         archs = list(samples.index)
         rhos = rank_correlations(self.source_predictions(archs), samples.to_numpy())
@@ -326,25 +381,36 @@ class MultiPredict(Predictor):
                                     rank_weight=cfg.rank_weight, seed=self.seed)
                 fit(net, lambda idx, c=fit_cfg: regression_loss(net(_take(inputs, idx), rows[idx]), y[idx], c),
                     len(archs), fit_cfg, parameters=params)
-        names = list(self.source_scalers)
-        self.tuned[target], self.target_scalers[target] = net.eval(), scaler
-        self.transfer_info[target] = {
-            "samples": len(samples),
-            "init_source": names[int(np.argmax(rhos))],
-            "source_spearman": dict(zip(names, rhos.round(4).tolist())),
-            "init_weights": dict(zip(names, weights.round(4).tolist())),
-        }
+        return net.eval(), scaler, rhos, weights
+
+    def _cross_validated_weight(self, samples: pd.Series) -> float:
+        """Refit the net and the table on k-1 folds of ``samples``, predict the held-out fold, pick the blend."""
+        folds = np.array_split(np.random.default_rng(self.seed).permutation(len(samples)), min(self.config.blend_folds, len(samples)))
+        network, table = np.zeros(len(samples)), np.zeros(len(samples))
+        for fold in folds:
+            train, held_out = samples.drop(index=samples.index[fold]), list(samples.index[fold])
+            net, scaler, _, _ = self._finetune(train)
+            network[fold] = self._net_predict(net, len(self.source_scalers), scaler, held_out)
+            table[fold] = LayerwiseTable(self.space).predict_with(LayerwiseTable(self.space).fit_parameters(train), held_out)
+        return choose_blend_weight(network, table, samples.to_numpy(dtype="float64"))
 
     # -- inference ------------------------------------------------------------------------
     @in_config_threads
     def predict(self, archs: Sequence[str], target: str) -> np.ndarray:
         """Latency in ms of each arch on a source or transferred target."""
         if target in self.tuned:
-            net, row, scaler = self.tuned[target], len(self.source_scalers), self.target_scalers[target]
-        elif target in self.source_scalers and self.base is not None:
-            net, row, scaler = self.base, list(self.source_scalers).index(target), self.source_scalers[target]
-        else:
-            raise UserError(f"multipredict knows no target {target!r}; known: {', '.join(self.targets()) or 'none'}")
+            predicted = self._net_predict(self.tuned[target], len(self.source_scalers), self.target_scalers[target], archs)
+            info = self.transfer_info.get(target, {})
+            weight = float(info.get("blend_weight", 0.0))
+            if weight:
+                predicted = blend(predicted, LayerwiseTable(self.space).predict_with(info["layerwise"], archs), weight)
+            return predicted
+        if target in self.source_scalers and self.base is not None:
+            row = list(self.source_scalers).index(target)
+            return self._net_predict(self.base, row, self.source_scalers[target], archs)
+        raise UserError(f"multipredict knows no target {target!r}; known: {', '.join(self.targets()) or 'none'}")
+
+    def _net_predict(self, net: MultiPredictNet, row: int, scaler: TargetScaler, archs: Sequence[str]) -> np.ndarray:
         inputs = self._inputs(list(archs))
         rows = torch.full((len(archs),), row)
         scaled = predict_in_chunks(lambda part: net(_take(inputs, part), rows[part]), len(archs))

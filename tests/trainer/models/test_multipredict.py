@@ -8,7 +8,8 @@ from scipy import stats
 
 from farm import spaces
 from farm.errors import UserError
-from trainer.models.multipredict import MultiPredict, init_weights, rank_correlations
+from trainer.models.layerwise import LayerwiseTable
+from trainer.models.multipredict import MultiPredict, blend, choose_blend_weight, init_weights, rank_correlations
 
 SMALL = {"gcn_hidden": [32, 32], "gcn_head": [32], "mlp_hidden": [32], "mlp_head": [32], "batch_size": 32}
 
@@ -165,3 +166,36 @@ def test_additive_readout_sums_device_conditioned_node_costs(nb201_latency):
     assert not torch.equal(tuned.hardware.weight[2], tuned.hardware.weight[init])
     np.testing.assert_array_equal(_roundtrip(model).predict(list(nb201_latency.index), "raspi4"),
                                   model.predict(list(nb201_latency.index), "raspi4"))
+
+
+def test_blend_and_its_cross_validated_weight():
+    network, table, measured = np.array([2.0, 8.0]), np.array([1.0, 4.0]), np.array([1.0, 4.0])
+    np.testing.assert_allclose(blend(network, table, 0.5), np.sqrt(network * table))
+    assert blend(network, table, 0.0) is not None and np.array_equal(blend(network, table, 0.0), network)
+    assert choose_blend_weight(network, table, measured) == 1.0  # the table is exact
+    assert choose_blend_weight(table, network, measured) == 0.0  # the network is exact
+    assert choose_blend_weight(network, table, np.sqrt(network * table)) == 0.5
+
+
+def test_layerwise_blend_is_fitted_on_the_samples_and_survives_save_load(pretrained, opposite_sources):
+    samples = opposite_sources["cost"].iloc[:20]
+    archs = list(opposite_sources["cost"].index[20:])
+    plain = _roundtrip(pretrained)
+    plain.hyper["target_epochs"] = 5
+    plain.transfer("new", samples)
+    blended = _roundtrip(pretrained)
+    blended.hyper.update(target_epochs=5, blend_weight=None, blend_folds=4)
+    blended.transfer("new", samples)
+    info = blended.transfer_info["new"]
+    assert info["blend_weight"] in (0.0, 0.25, 0.5, 0.75, 1.0) and set(info["layerwise"]) == {"table_ms", "fixed_ms", "scale"}
+    table = LayerwiseTable("nasbench201")
+    table.transfer("new", samples)
+    expected = blend(plain.predict(archs, "new"), table.predict(archs, "new"), info["blend_weight"])
+    np.testing.assert_allclose(blended.predict(archs, "new"), expected, rtol=1e-5)
+    np.testing.assert_allclose(_roundtrip(blended).predict(archs, "new"), blended.predict(archs, "new"), rtol=1e-6)
+    # "cost" is additive over ops, so the layer-wise table fits it exactly and cross-validation picks it
+    assert info["blend_weight"] >= 0.5
+    with pytest.raises(UserError, match="blend_weight"):
+        bad = _roundtrip(pretrained)
+        bad.hyper["blend_weight"] = 1.5
+        bad.transfer("new", samples)
