@@ -12,7 +12,8 @@ method), and score Spearman rho on every other arch of the target. Rows:
   ``--seeds-900`` seeds, 1 by default because it is the slow row);
 * ``multipredict-paper``: MultiPredict with the paper's settings (``PAPER_HYPER``);
 * ``multipredict``: the project's defaults (today: the paper's, with fine-tuning at
-  lr 3e-4, i.e. the same as ``multipredict-lr3e-4``);
+  lr 3e-4 and a geometric blend with a layer-wise table whose weight is chosen per
+  target by 5-fold cross-validation on the target samples);
 * ``multipredict-lr3e-4``: the paper's settings with fine-tuning at lr 3e-4;
 * ``multipredict-additive``: additive GCN readout, only the hardware row fine-tuned.
 
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--table", type=Path, default=DEFAULT_TABLE, help="help_latency.parquet")
     parser.add_argument("--tasks", default="ND,FD")
-    parser.add_argument("--methods", default="flops,layerwise,brpnas-20,brpnas-900,multipredict-paper,multipredict-lr3e-4",
+    parser.add_argument("--methods", default="flops,layerwise,brpnas-20,brpnas-900,multipredict-paper,multipredict-lr3e-4,multipredict",
                         help=f"comma list of {', '.join(ROWS)}")
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--seeds", default="0,1,2")

@@ -39,9 +39,12 @@ def pretrain(capsys: pytest.CaptureFixture[str], store: Path, out: Path, method:
     assert code == 0, err
 
 
-@pytest.mark.parametrize("method", ["flops", "layerwise"])
+TINY = {"multipredict": ["--epochs", "2", "--hyper", "gcn_hidden=[16]", "--hyper", "gcn_head=[16]"]}
+
+
+@pytest.mark.parametrize("method", ["flops", "layerwise", "multipredict"])
 def test_pretrain_sample_transfer_predict_round_trip(capsys, store_dir, tmp_path, method):
-    pretrain(capsys, store_dir, tmp_path / "pred", method, "--source-samples", "100", "--seed", "3")
+    pretrain(capsys, store_dir, tmp_path / "pred", method, "--source-samples", "100", "--seed", "3", *TINY.get(method, []))
     manifest = registry.read_manifest(tmp_path / "pred")
     assert manifest["method"] == method and manifest["space"] == "nasbench201"
     assert manifest["samples"]["sources"] == {"1080ti_1": 100, "pixel3": 100, "gold_6226": 100}
@@ -60,6 +63,9 @@ def test_pretrain_sample_transfer_predict_round_trip(capsys, store_dir, tmp_path
     assert transferred["targets"] == ["pixel2"]
     assert transferred["samples"]["targets"] == {"pixel2": 20}
     assert [e["action"] for e in transferred["history"]] == ["pretrain", "transfer"]
+    if method == "multipredict":  # the default blend: its weight was chosen by cross-validation and saved
+        (target,) = transferred["config"]["targets"]
+        assert target["transfer"]["blend_weight"] in (0.0, 0.25, 0.5, 0.75, 1.0) and "layerwise" in target["transfer"]
 
     code, _, err = run(capsys, "predict", "--predictor", str(tmp_path / "pred2"), "--all", "--out", str(tmp_path / "all.parquet"))
     assert code == 0, err

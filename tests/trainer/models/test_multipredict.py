@@ -45,7 +45,7 @@ def test_pretrained_rows_learn_opposite_orders(pretrained, opposite_sources):
 def test_transfer_initialises_the_row_from_the_best_correlated_source(pretrained, opposite_sources):
     samples = 2.0 * opposite_sources["reverse"].iloc[:20] + 3.0  # same order as "reverse", opposite to "cost"
     model = _roundtrip(pretrained)
-    model.hyper["target_epochs"] = 0  # no fine-tuning: the row stays exactly as initialised
+    model.hyper.update(target_epochs=0, blend_weight=0.0)  # no fine-tuning, no blend: the row as initialised
     model.transfer("new", samples)
     info = model.transfer_info["new"]
     assert info["init_source"] == "reverse"
