@@ -100,6 +100,18 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
                         help="a method hyper-parameter; repeatable")
 
 
+def _add_store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", required=True, type=Path, metavar="DIR")
+    parser.add_argument(
+        "--include-unstable", action="store_true",
+        help="also learn from rows the farm flagged unstable (CV above the device's max_cv); default: ok rows only",
+    )
+
+
+def _statuses(args: argparse.Namespace) -> tuple[str, ...]:
+    return ("ok", "unstable") if args.include_unstable else ("ok",)
+
+
 def _add_task(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", choices=sorted(TASKS), help="HELP device split preset: ND (NAS-Bench-201) or FD (FBNet)")
 
@@ -126,7 +138,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     _apply_task(args, with_targets=False)
     method = args.method or default_method()
     cls = get_method(method)
-    table = load_table(args.store, args.space)
+    table = load_table(args.store, args.space, statuses=_statuses(args))
     data = source_series(table, args.sources, args.source_samples, args.seed)
     predictor = cls(args.space, seed=args.seed, **hyper_from(args))
     started = time.perf_counter()
@@ -173,7 +185,7 @@ def _candidates(space_name: str, path: Path | None, seed: int) -> list[str]:
 def cmd_transfer(args: argparse.Namespace) -> int:
     """Transfer a saved predictor to ``--target`` with every measured row of it in the store."""
     predictor, manifest = registry.load(args.predictor)
-    table = load_table(args.store, manifest["space"])
+    table = load_table(args.store, manifest["space"], statuses=_statuses(args))
     target = table.resolve(args.target)
     if target in manifest["sources"]:
         raise UserError(f"--target {target!r} is one of the predictor's sources; transfer to a new device")
@@ -245,7 +257,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Few-shot evaluation; prints a table, optionally writes JSON and scatter plots."""
     _apply_task(args, with_targets=True)
     result = evaluate_method(
-        args.store, args.space, args.sources, args.targets, samples=args.samples, seeds=args.seeds,
+        load_table(args.store, args.space, statuses=_statuses(args)), args.space, args.sources, args.targets,
+        samples=args.samples, seeds=args.seeds,
         method=args.method, sampler=args.sampler, source_samples=args.source_samples, plots_dir=args.plots,
         progress=sys.stderr.isatty(), **hyper_from(args),
     )
@@ -323,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     methods = sorted(METHODS)
 
     pretrain = verbs.add_parser("pretrain", help="pre-train a predictor on source devices")
-    pretrain.add_argument("--store", required=True, type=Path, metavar="DIR")
+    _add_store_options(pretrain)
     pretrain.add_argument("--space", choices=spaces.NAMES)
     pretrain.add_argument("--sources", type=_names, metavar="A,B,C")
     pretrain.add_argument("--method", choices=methods, help="default: the project's best method")
@@ -344,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     transfer = verbs.add_parser("transfer", help="adapt a predictor to a new device from its rows in a store")
     transfer.add_argument("--predictor", required=True, type=Path, metavar="PRED")
-    transfer.add_argument("--store", required=True, type=Path, metavar="DIR")
+    _add_store_options(transfer)
     transfer.add_argument("--target", required=True, metavar="DEVICE")
     transfer.add_argument("--out", required=True, type=Path, metavar="PRED2")
     _add_training_options(transfer)
@@ -360,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(handler=cmd_predict)
 
     evaluate = verbs.add_parser("evaluate", help="few-shot transfer evaluation with Spearman/Kendall/+-5%%/+-10%%")
-    evaluate.add_argument("--store", required=True, type=Path, metavar="DIR")
+    _add_store_options(evaluate)
     evaluate.add_argument("--space", choices=spaces.NAMES)
     evaluate.add_argument("--sources", type=_names, metavar="A,B,C")
     evaluate.add_argument("--targets", type=_names, metavar="X,Y")

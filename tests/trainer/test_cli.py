@@ -7,6 +7,7 @@ round trips of the neural methods through the same verbs (``--epochs``).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from farm import spaces
 from farm.store import Store
 from trainer import registry
 from trainer.cli import main
+from trainer.data import load_table
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -200,3 +202,25 @@ def test_console_entry_exits_2_without_traceback(store_dir, tmp_path):
     assert completed.returncode == 2
     assert completed.stderr.startswith("trainer: error: ") and "nokia3310" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_include_unstable_lets_transfer_use_rows_the_farm_flagged(capsys, store_dir, tmp_path):
+    """A device whose every row is ``unstable`` is unknown to the trainer unless asked for."""
+    store = tmp_path / "store"
+    shutil.copytree(store_dir, store)
+    raspi = load_table(store, "nasbench201").series("raspi4").iloc[:20]
+    Store(store).append([
+        {"campaign_id": "c", "measured_at": pd.Timestamp("2026-01-01", tz="UTC"), "source": "farm", "device": "shaky-cpu",
+         "device_kind": "cpu", "runtime": "torch", "search_space": "nasbench201", "arch": arch, "batch_size": 1,
+         "input_size": 32, "protocol": "interleaved", "latency_ms": 2.0 * float(ms), "status": "unstable", "host": "h",
+         "farm_version": "0"}
+        for arch, ms in raspi.items()
+    ])
+    pretrain(capsys, store, tmp_path / "pred", "layerwise", "--source-samples", "50")
+    transfer = ["transfer", "--predictor", str(tmp_path / "pred"), "--store", str(store), "--target", "shaky-cpu",
+                "--out", str(tmp_path / "pred2")]
+    code, _, err = run(capsys, *transfer)
+    assert code == 2 and "shaky-cpu" in err
+    code, _, err = run(capsys, *transfer, "--include-unstable")
+    assert code == 0, err
+    assert registry.read_manifest(tmp_path / "pred2")["samples"]["targets"] == {"shaky-cpu": 20}
