@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agents.parsers.common import UnparsableOutput
 
@@ -34,12 +34,22 @@ _GOVERNOR = re.compile(r"^[a-z][\w-]*$")
 
 @dataclass(frozen=True)
 class CpuFreq:
-    """One core's governor and frequencies (kHz)."""
+    """One core's governor and frequencies (kHz): from cpufreq sysfs or Jetson's ``jetson_clocks --show``.
+
+    ``online`` and ``idle_states`` (state name -> enabled) are only reported by ``jetson_clocks``.
+    """
 
     governor: str
     cur_khz: int
     min_khz: int
     max_khz: int
+    online: bool = True
+    idle_states: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def pinned_to_max(self) -> bool:
+        """The governor holds the core at its maximum (what ``jetson_clocks`` / a performance lock does)."""
+        return self.min_khz == self.max_khz == self.cur_khz
 
 
 def parse_governor(text: str, *, source: str = "output") -> str:

@@ -11,7 +11,7 @@ Both print the SoC, the online CPUs, one line per CPU with its governor and freq
 
 Example:
     >>> show = parse_show("cpu0: Online=1 Governor=schedutil MinFreq=1 MaxFreq=2 CurrentFreq=2")
-    >>> show.cpus[0].governor, show.cpus[0].current_khz
+    >>> show.cpus[0].governor, show.cpus[0].cur_khz
     ('schedutil', 2)
 """
 
@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 
 from agents.parsers.common import UnparsableOutput
 from agents.parsers.cpuinfo import parse_cpu_list
+from agents.parsers.governor import CpuFreq
 
-__all__ = ["ClockRange", "CpuClock", "JetsonClocks", "parse_cpu_list", "parse_show"]
+__all__ = ["ClockRange", "JetsonClocks", "parse_cpu_list", "parse_show"]
 
 TOOL = "jetson_clocks"
 
@@ -31,22 +32,6 @@ _SOC = re.compile(r"^SOC family:(?P<family>\S+)\s+Machine:(?P<machine>.+)$")
 _CPU = re.compile(r"^cpu(?P<n>\d+):\s+(?P<rest>.*)$")
 _PAIR = re.compile(r"(\w+)=(\S+)")
 _BLOCK = re.compile(r"^(?P<name>GPU|EMC|DLA\d*|PVA\d*|CVNAS)\s+(?P<rest>MinFreq=.*)$")
-
-
-@dataclass(frozen=True)
-class CpuClock:
-    """One CPU line. Frequencies in kHz, as printed."""
-
-    governor: str
-    min_khz: int
-    max_khz: int
-    current_khz: int
-    online: bool = True
-    idle_states: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def pinned_to_max(self) -> bool:
-        return self.min_khz == self.max_khz == self.current_khz
 
 
 @dataclass(frozen=True)
@@ -64,7 +49,7 @@ class JetsonClocks:
     soc_family: str | None
     machine: str | None
     online_cpus: list[int]
-    cpus: dict[int, CpuClock]
+    cpus: dict[int, CpuFreq]
     blocks: dict[str, ClockRange]
     fan: dict[str, str]
     active_gpu_tpcs: int | None
@@ -75,7 +60,7 @@ def parse_show(text: str, *, source: str = "output") -> JetsonClocks:
     """Parse ``jetson_clocks --show``; refuse text without any ``cpuN:`` line."""
     soc = machine = None
     online: list[int] = []
-    cpus: dict[int, CpuClock] = {}
+    cpus: dict[int, CpuFreq] = {}
     blocks: dict[str, ClockRange] = {}
     fan: dict[str, str] = {}
     tpcs: int | None = None
@@ -106,16 +91,16 @@ def parse_show(text: str, *, source: str = "output") -> JetsonClocks:
     return JetsonClocks(soc, machine, online, cpus, blocks, fan, tpcs, warnings)
 
 
-def _cpu(rest: str, source: str, line: str) -> CpuClock:
+def _cpu(rest: str, source: str, line: str) -> CpuFreq:
     head, _, idle = rest.partition("IdleStates:")
     pairs = dict(_PAIR.findall(head))
     governor = pairs.get("Governor", pairs.get("Gonvernor"))  # L4T 28 misspells it
     try:
-        return CpuClock(
+        return CpuFreq(
             governor=governor or "",
+            cur_khz=int(pairs["CurrentFreq"]),
             min_khz=int(pairs["MinFreq"]),
             max_khz=int(pairs["MaxFreq"]),
-            current_khz=int(pairs["CurrentFreq"]),
             online=pairs.get("Online", "1") == "1",
             idle_states={k: int(v) for k, v in _PAIR.findall(idle)},
         )
