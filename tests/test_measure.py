@@ -73,7 +73,9 @@ def test_default_inventory_measures_this_cpu_and_resumes(tmp_path: Path, capsys,
     torch_rows = rows[rows["runtime"] == "torch"]
     assert set(torch_rows["arch"]) == set(get("nasbench201").sample(2, seed=5))
     assert set(torch_rows["status"]) <= {"ok", "unstable"} and (torch_rows["latency_ms"] > 0).all()
-    assert (torch_rows["samples_ms"].map(len) == 2).all() and set(torch_rows["device_kind"]) == {"cpu"}
+    # 2 timed runs per pass; an arch over the CV limit is measured again and pools up to 2 more passes
+    assert set(torch_rows["samples_ms"].map(len)) <= {2, 4, 6} and (torch_rows["runs"] == 2).all()
+    assert set(torch_rows["device_kind"]) == {"cpu"}
     assert code == (1 if device["failed"] else 0)
     if "torchscript" in runtimes:
         assert summary["builds"] == 2  # torchscript models are built as Ray tasks

@@ -72,7 +72,7 @@ def test_measures_real_nasbench201_archs_end_to_end_with_torchscript(sshd, tmp_p
     space = spaces.get("nasbench201")
     artifacts = [build_artifact(space, arch, "torchscript", 1, None, artifact_cache) for arch in space.sample(2, seed=7)]
     assert all(a.input_size == space.default_input_size and a.path.endswith(".ptl") and a.sha256 for a in artifacts)
-    protocol = make("interleaved", warmup=1, runs=3, rounds=2)
+    protocol = make("interleaved", warmup=1, runs=3, rounds=2, max_repeats=0)
 
     with SSHAgent.from_device(device, campaign_id="c-nb201") as agent:
         facts = agent.probe()
