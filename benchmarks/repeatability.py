@@ -9,6 +9,7 @@ flagged unstable and the wall time of each campaign. Target for interleaved: Spe
 
     python benchmarks/repeatability.py            # 50 archs, full protocols
     python benchmarks/repeatability.py --quick    # 10 archs, short protocols (a smoke run)
+    python benchmarks/repeatability.py --protocols interleaved --rounds 10 --warmup 1 --runs 5
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--job-size", type=int, default=50, help="archs per job (the farm default, 50)")
     parser.add_argument("--protocols", default=",".join(PROTOCOLS))
+    parser.add_argument("--rounds", type=int, help="interleaved: rounds (default 5)")
+    parser.add_argument("--warmup", type=int, help="interleaved: warm-up runs per burst (default 2)")
+    parser.add_argument("--runs", type=int, help="interleaved: timed runs per burst (default 10)")
+    parser.add_argument("--quantile", type=float, help="interleaved: the estimator's quantile (default 0.1)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -66,7 +71,10 @@ def main() -> int:
 
     figures = {}
     for protocol in args.protocols.split(","):
-        overrides = QUICK_OVERRIDES[protocol] if args.quick else {}
+        overrides = dict(QUICK_OVERRIDES[protocol]) if args.quick else {}
+        if protocol == "interleaved":
+            chosen = {"rounds": args.rounds, "warmup": args.warmup, "runs": args.runs, "quantile": args.quantile}
+            overrides.update({key: value for key, value in chosen.items() if value is not None})
         (wall_a, a), (wall_b, b) = (campaign(protocol, archs, device, args.job_size, overrides) for _ in range(2))
         measured = (a["status"] != "failed") & (b["status"] != "failed")
         both = (a["latency_ms"][measured].to_numpy(), b["latency_ms"][measured].to_numpy())
@@ -76,6 +84,7 @@ def main() -> int:
             "unstable_share": float(((a["status"] == "unstable").mean() + (b["status"] == "unstable").mean()) / 2),
             "failed": int((~measured).sum()),
             "wall_s": [wall_a, wall_b],
+            "overrides": overrides,
         }
         print(f"  {protocol}: done in {wall_a + wall_b:.0f} s", file=sys.stderr)
     if args.json:
