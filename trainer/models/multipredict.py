@@ -397,12 +397,13 @@ class MultiPredict(Predictor):
     def _cross_validated_weight(self, samples: pd.Series) -> float:
         """Refit the net and the table on k-1 folds of ``samples``, predict the held-out fold, pick the blend."""
         folds = np.array_split(np.random.default_rng(self.seed).permutation(len(samples)), min(self.config.blend_folds, len(samples)))
+        layerwise = LayerwiseTable(self.space)
         network, table = np.zeros(len(samples)), np.zeros(len(samples))
         for fold in folds:
             train, held_out = samples.drop(index=samples.index[fold]), list(samples.index[fold])
             net, scaler, _, _ = self._finetune(train)
             network[fold] = self._net_predict(net, len(self.source_scalers), scaler, held_out)
-            table[fold] = LayerwiseTable(self.space).predict_with(LayerwiseTable(self.space).fit_parameters(train), held_out)
+            table[fold] = layerwise.predict_with(layerwise.fit_parameters(train), held_out)
         return choose_blend_weight(network, table, samples.to_numpy(dtype="float64"))
 
     # -- inference ------------------------------------------------------------------------
