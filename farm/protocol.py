@@ -405,7 +405,7 @@ def measure_batch(
     if not artifacts:
         return []
     samples = _run(agent, list(artifacts), protocol, seed)
-    summaries = _summarize(artifacts, samples, protocol)
+    summaries = [_summarize(artifact, runs, protocol) for artifact, runs in zip(artifacts, samples)]
     attempts = [0] * len(artifacts)
     for attempt in range(1, protocol.max_repeats + 1):
         shaky = [i for i, summary in enumerate(summaries) if summary.cv > protocol.max_cv]
@@ -415,7 +415,7 @@ def measure_batch(
         for i, runs in zip(shaky, again):
             attempts[i] = attempt
             samples[i] = [*samples[i], *runs]
-            summaries[i] = _summarize([artifacts[i]], [samples[i]], protocol)[0]
+            summaries[i] = _summarize(artifacts[i], samples[i], protocol)
     return [
         replace(summary, unstable=summary.cv > protocol.max_cv, repeats=attempts[i])
         for i, summary in enumerate(summaries)
@@ -429,14 +429,11 @@ def _run(agent: Agent, artifacts: list[Artifact], protocol: Protocol, seed: int)
     return [list(runs) for runs in samples]
 
 
-def _summarize(artifacts: Sequence[Artifact], samples: list[list[float]], protocol: Protocol) -> list[Summary]:
-    summaries = []
-    for artifact, runs in zip(artifacts, samples):
-        try:
-            summaries.append(protocol.summarize(runs))
-        except ValueError as exc:
-            raise RunFailed(f"{artifact.arch} ({artifact.runtime}): {exc}") from exc
-    return summaries
+def _summarize(artifact: Artifact, runs: list[float], protocol: Protocol) -> Summary:
+    try:
+        return protocol.summarize(runs)
+    except ValueError as exc:
+        raise RunFailed(f"{artifact.arch} ({artifact.runtime}): {exc}") from exc
 
 
 def _check(protocol: str, parameter: str, value: Any, *, minimum: int) -> None:
