@@ -39,7 +39,7 @@ from farm.jobs import JobResult  # noqa: E402
 from farm.run import CampaignConfig, connect, run_campaign  # noqa: E402
 from farm.store import Store  # noqa: E402
 
-TABLE = REPO.parent / "shared" / "data" / "help_latency.parquet"
+TABLE = REPO / "data" / "help_latency.parquet"
 TARGET_MS = 20.0
 
 

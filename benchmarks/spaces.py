@@ -34,7 +34,7 @@ from farm import spaces  # noqa: E402
 from farm.spaces import fbnet, nasbench201  # noqa: E402
 from farm.spaces.export import freeze_torchscript  # noqa: E402
 
-TABLE = Path(os.environ.get("LATFARM_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data" / "help_latency.parquet"
+TABLE = Path(__file__).resolve().parents[1] / "data" / "help_latency.parquet"
 
 
 def timed(work: Callable[[], Any]) -> float:

@@ -53,7 +53,7 @@ from trainer.evaluate import TASKS, Evaluation, evaluate_method, source_series  
 from trainer.models import get_method  # noqa: E402
 from trainer.models.multipredict import PAPER_HYPER  # noqa: E402
 
-DEFAULT_TABLE = Path(os.environ.get("LATFARM_SHARED", REPO.parent / "shared")) / "data" / "help_latency.parquet"
+DEFAULT_TABLE = REPO / "data" / "help_latency.parquet"
 PUBLISHED = {"ND": {"multipredict-paper": 0.930}, "FD": {"multipredict-paper": 0.960}}
 TARGET_SPEARMAN = {"ND": 0.93, "FD": 0.95}
 

@@ -12,7 +12,7 @@ What is real and what is simulated:
   to a temp dir, a tiny allowlist of shell built-ins and Android tools is interpreted in
   Python (``echo cat cd mkdir rm chmod ls test sha256sum getprop dumpsys taskset input
   sleep``), and nothing else ever runs on the host. The device facts are real published
-  outputs from ``shared/fixtures/android`` (a composite phone: cpuinfo of a Mi 8,
+  outputs from ``tests/fixtures/android`` (a composite phone: cpuinfo of a Mi 8,
   getprop of a Pixel 8, cpufreq rows of a Pixel 6, battery of a Pixel C with the
   temperature taken from the simulated state, thermal zone names of an Xperia).
 - **Stand-in benchmark binaries**: files in the sandbox whose first line is

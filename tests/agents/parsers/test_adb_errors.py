@@ -1,4 +1,4 @@
-"""adb client messages -> typed errors, against every file in shared/fixtures/adb_errors."""
+"""adb client messages -> typed errors, against every file in tests/fixtures/adb_errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""/proc/cpuinfo parser against shared/fixtures/android (tab- and space-separated)."""
+"""/proc/cpuinfo parser against tests/fixtures/android (tab- and space-separated)."""
 
 from __future__ import annotations
 

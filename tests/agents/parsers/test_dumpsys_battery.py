@@ -1,4 +1,4 @@
-"""dumpsys battery parser against shared/fixtures/android."""
+"""dumpsys battery parser against tests/fixtures/android."""
 
 from __future__ import annotations
 

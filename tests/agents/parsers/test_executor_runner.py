@@ -1,4 +1,4 @@
-"""ExecuTorch runner parser against every published output in shared/fixtures."""
+"""ExecuTorch runner parser against every published output in tests/fixtures."""
 
 from __future__ import annotations
 

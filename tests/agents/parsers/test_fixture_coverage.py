@@ -1,4 +1,4 @@
-"""Every file under shared/fixtures has a parser, and either parses or is refused with a typed error.
+"""Every file under tests/fixtures has a parser, and either parses or is refused with a typed error.
 
 The figures themselves are checked in the per-tool test modules; this module makes sure a
 fixture added later cannot go unnoticed (it fails here until a parser claims it).
@@ -38,7 +38,7 @@ def _raise_adb(text: str, *, source: str) -> Any:
     return adb_errors.parse_devices(text, source=source)
 
 
-# (glob under shared/fixtures, parser, outcome: "parsed" or the error class it must raise), first match wins
+# (glob under tests/fixtures, parser, outcome: "parsed" or the error class it must raise), first match wins
 CLAIMS: list[tuple[str, Callable[..., Any], Any]] = [
     ("tflite_benchmark_model/v2.4_android_mi11_nnapi_failure.txt", tflite_benchmark.parse, ModelRejected),
     ("tflite_benchmark_model/v2.4_android_mi11_nnapi_op_profiling.txt", tflite_benchmark.parse, UnparsableOutput),

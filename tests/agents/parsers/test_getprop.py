@@ -1,4 +1,4 @@
-"""getprop parser against shared/fixtures/android."""
+"""getprop parser against tests/fixtures/android."""
 
 from __future__ import annotations
 

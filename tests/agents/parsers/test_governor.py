@@ -1,4 +1,4 @@
-"""cpufreq governor parsers against shared/fixtures/android."""
+"""cpufreq governor parsers against tests/fixtures/android."""
 
 from __future__ import annotations
 

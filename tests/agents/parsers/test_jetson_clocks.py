@@ -1,4 +1,4 @@
-"""jetson_clocks --show parser against shared/fixtures/jetson."""
+"""jetson_clocks --show parser against tests/fixtures/jetson."""
 
 from __future__ import annotations
 

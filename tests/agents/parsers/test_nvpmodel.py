@@ -1,4 +1,4 @@
-"""nvpmodel -q parser against shared/fixtures/jetson."""
+"""nvpmodel -q parser against tests/fixtures/jetson."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""speed_benchmark_torch parser against every published output in shared/fixtures."""
+"""speed_benchmark_torch parser against every published output in tests/fixtures."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""tegrastats parser against the four published formats in shared/fixtures/jetson."""
+"""tegrastats parser against the four published formats in tests/fixtures/jetson."""
 
 from __future__ import annotations
 

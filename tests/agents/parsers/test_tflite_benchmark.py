@@ -1,4 +1,4 @@
-"""TFLite benchmark_model parser against every published output in shared/fixtures (v1.12 .. v2.20)."""
+"""TFLite benchmark_model parser against every published output in tests/fixtures (v1.12 .. v2.20)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Thermal parsers: dumpsys thermalservice and /sys thermal zones, against shared/fixtures/android."""
+"""Thermal parsers: dumpsys thermalservice and /sys thermal zones, against tests/fixtures/android."""
 
 from __future__ import annotations
 

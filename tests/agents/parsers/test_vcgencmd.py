@@ -1,4 +1,4 @@
-"""vcgencmd parser against every Raspberry Pi output in shared/fixtures."""
+"""vcgencmd parser against every Raspberry Pi output in tests/fixtures."""
 
 from __future__ import annotations
 
