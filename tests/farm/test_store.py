@@ -197,3 +197,22 @@ def test_done_keys_hold_plain_python_values(tmp_path: Path) -> None:
     store.append([row()])
     (key,) = store.done_keys()
     assert [type(v) for v in key] == [str, str, int, int, str, str, str]
+
+
+#: The schema of the part files written before the confidence interval, telemetry and anchor columns.
+OLD_COLUMNS_ABSENT = ("ci_low_ms", "ci_high_ms", "cpu_freq_start_mhz", "cpu_freq_end_mhz", "governor", "job_id", "anchor_ms")
+
+
+def test_old_part_files_without_the_new_columns_still_read(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    (new_file,) = store.append([row(arch="new", ci_low_ms=1.4, ci_high_ms=1.6, governor="performance", job_id="j1")])
+    old_table = pq.read_table(new_file).drop_columns(list(OLD_COLUMNS_ABSENT))
+    old_table = old_table.set_column(old_table.schema.get_field_index("arch"), "arch", [["old"]])
+    pq.write_table(old_table, new_file.parent / "part-old-schema.parquet")
+    assert list(store.read().columns) == SCHEMA.names
+    frame = store.read().set_index("arch")
+    assert frame.loc["old", "latency_ms"] == 1.5
+    assert all(pd.isna(frame.loc["old", column]) for column in OLD_COLUMNS_ABSENT)
+    assert frame.loc["new", "ci_low_ms"] == 1.4 and frame.loc["new", "governor"] == "performance"
+    assert set(store.read(where={"job_id": "j1"})["arch"]) == {"new"}
+    assert store.done_keys() == {("cpu-local", "torch", 1, 32, "nasbench201", a, "interleaved") for a in ("old", "new")}
