@@ -22,7 +22,7 @@ import importlib
 import json
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 
@@ -135,7 +135,12 @@ def format_probe_table(results: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: Adds subcommands to the ``farm`` parser (``loop.cli`` adds ``add-device`` and ``report`` this way).
+Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Any]
+
+
+def build_parser(extra: Sequence[Registrar] = ()) -> argparse.ArgumentParser:
+    """The ``farm`` parser; each of ``extra`` registers more subcommands on it."""
     parser = argparse.ArgumentParser(prog="farm", description="latfarm: the latency measurement farm")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -164,13 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
         except ImportError:
             continue
         module.register(sub)
+    for register in extra:
+        register(sub)
     return parser
 
 
 @exit_on_user_error
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``farm`` console script."""
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
+    """Entry point of ``python -m farm.cli``; the ``farm`` console script passes its own ``parser`` (``loop.cli``)."""
+    args = (parser or build_parser()).parse_args(argv)
     handler = getattr(args, "handler", None) or getattr(args, "func", None)
     if handler is None:
         raise UserError(f"farm {args.command}: subcommand has no handler")
