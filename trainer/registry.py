@@ -98,6 +98,8 @@ class ManifestUpdate:
     samples: Mapping[str, int] = field(default_factory=dict)
     snapshot: str | None = None
     fit_metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    #: Recorded in this step's history event (e.g. :data:`trainer.holdout.MARKER`).
+    event: Mapping[str, Any] = field(default_factory=dict)
 
 
 def save(
@@ -149,7 +151,7 @@ def _manifest(
         samples["targets"][update.target] = int(update.samples.get(update.target, 0))
         snapshots["targets"][update.target] = update.snapshot
     metrics["fit"].update({k: dict(v) for k, v in update.fit_metrics.items()})
-    event: dict[str, Any] = {"action": update.action, "at": now_iso()}
+    event: dict[str, Any] = {"action": update.action, "at": now_iso(), **update.event}
     if update.target is not None:
         event["target"] = update.target
     return {
