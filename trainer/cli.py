@@ -1,17 +1,23 @@
 """The ``trainer`` command line (also ``python -m trainer``).
 
-These verbs are the contract the nightly job, the add-a-device flow and
-external evaluation scripts call; keep them stable::
+These verbs are the contract external scripts call; keep them stable. Each is a
+thin layer over :mod:`trainer.workflow`, the library API the nightly job and the
+add-a-device loop call directly::
 
-    trainer pretrain --store DIR --space S --sources a,b,c [--method M] [--source-samples N] [--seed K] --out PRED
-    trainer sample   --predictor PRED --n 20 [--sampler cosine|kmeans|random] [--seed K] [--candidates FILE]
-    trainer transfer --predictor PRED --store DIR --target DEVICE --out PRED2
-    trainer predict  --predictor PRED2 [--target DEVICE] (--all | --archs FILE) --out preds.parquet
+    trainer pretrain --store DIR --space S --sources a,b,c [--method M] [--source-samples N] [--seed K] --out PRED [--json]
+    trainer sample   --predictor PRED --n 20 [--sampler cosine|kmeans|random] [--seed K] [--candidates FILE] [--json]
+    trainer transfer --predictor PRED --store DIR --target DEVICE[:RUNTIME:bN] --out PRED2 [--json]
+    trainer predict  --predictor PRED2 [--target T] (--all | --archs FILE) --out (preds.parquet | preds.csv | -) [--json]
     trainer evaluate --store DIR --space S --sources ... --targets ... --samples 20 --seeds 0,1,2
                      [--method M] [--sampler random] [--json OUT] [--plots DIR]
 
 ``--task ND`` / ``--task FD`` fill ``--space``, ``--sources`` (and for
-``evaluate`` ``--targets``) with HELP's NAS-Bench-201 / FBNet device split.
+``evaluate`` ``--targets``) with HELP's NAS-Bench-201 / FBNet device split, and
+``--source-samples`` with HELP's published per-source counts (900 / 4,000;
+lowered to the archs the sources share where a store holds fewer).
+``--json`` prints one JSON object describing what was done on stdout; the human
+lines then go to stderr. ``predict --out -`` writes CSV to stdout, an ``--out``
+ending in ``.csv`` writes CSV, anything else Parquet.
 ``--epochs N`` and ``--hyper key=value`` (repeatable; the value is parsed as
 JSON where it can be) pass hyper-parameters to the method; tests use tiny
 ``--epochs`` to keep the neural methods fast.
@@ -43,15 +49,15 @@ import pyarrow.parquet as pq
 
 from farm import spaces
 from farm.errors import UserError, exit_on_user_error
-from trainer import registry
-from trainer.data import load_table, snapshot_hash
-from trainer.evaluate import TASKS, Metrics, evaluate_method, source_series
-from trainer.models import METHODS, default_method, get_method
-from trainer.models.base import Predictor
-from trainer.samplers import DEFAULT_SAMPLER, SAMPLERS, get_sampler
+from trainer import registry, workflow
+from trainer.data import load_table
+from trainer.evaluate import TASKS, evaluate_method
+from trainer.models import METHODS
+from trainer.samplers import DEFAULT_SAMPLER, SAMPLERS
 
-#: Candidate pool drawn with ``SearchSpace.sample`` for spaces too large to enumerate.
-SAMPLE_POOL = 10_000
+#: Archs per source that ``--task`` uses unless ``--source-samples`` says otherwise: HELP's
+#: published meta-training counts (900 NAS-Bench-201 archs, 4,000 FBNet archs per device).
+TASK_SOURCE_SAMPLES: dict[str, int] = {"ND": 900, "FD": 4000}
 
 
 # ------------------------------------------------------------------ argument helpers
@@ -112,17 +118,25 @@ def _statuses(args: argparse.Namespace) -> tuple[str, ...]:
     return ("ok", "unstable") if args.include_unstable else ("ok",)
 
 
+def _add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true",
+                        help="print a JSON object describing what was done on stdout (human lines go to stderr)")
+
+
 def _add_task(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", choices=sorted(TASKS), help="HELP device split preset: ND (NAS-Bench-201) or FD (FBNet)")
 
 
 def _apply_task(args: argparse.Namespace, with_targets: bool) -> None:
     task = TASKS.get(args.task) if getattr(args, "task", None) else None
+    args.preset_samples = False
     if task is not None:
         args.space = args.space or task.space
         args.sources = args.sources or list(task.sources)
         if with_targets:
             args.targets = args.targets or list(task.targets)
+        if args.source_samples is None:
+            args.source_samples, args.preset_samples = TASK_SOURCE_SAMPLES[args.task], True
     missing = [flag for flag, value in (("--space", args.space), ("--sources", args.sources)) if not value]
     if with_targets and not args.targets:
         missing.append("--targets")
@@ -136,29 +150,21 @@ def _apply_task(args: argparse.Namespace, with_targets: bool) -> None:
 def cmd_pretrain(args: argparse.Namespace) -> int:
     """Pre-train a method on source targets and save it."""
     _apply_task(args, with_targets=False)
-    method = args.method or default_method()
-    cls = get_method(method)
+    _refuse_stdout_dir(args.out)
     table = load_table(args.store, args.space, statuses=_statuses(args))
-    data = source_series(table, args.sources, args.source_samples, args.seed)
-    predictor = cls(args.space, seed=args.seed, **hyper_from(args))
-    started = time.perf_counter()
-    predictor.pretrain(data)
-    elapsed = time.perf_counter() - started
-    # A single-device method that learned nothing from a source does not list it (nor block transfers to it).
-    learned = {n: v for n, v in data.items() if cls.uses_sources or n in predictor.targets()}
-    fit = {name: _fit_metrics(predictor, name, values) for name, values in learned.items() if name in predictor.targets()}
-    registry.save(
-        predictor,
-        args.out,
-        registry.ManifestUpdate("pretrain", sources=list(learned), samples={n: len(v) for n, v in learned.items()},
-                                snapshot=snapshot_hash(learned), fit_metrics=fit),
+    say = _human(args)
+    result = workflow.pretrain(
+        table, args.sources, method=args.method, source_samples=args.source_samples,
+        cap_source_samples=args.preset_samples, seed=args.seed, hyper=hyper_from(args), progress=True, say=say,
     )
-    if not learned:
-        print(f"{method} learns from target samples only: saved an untrained predictor -> {args.out}")
-        return 0
-    counts = sorted({len(v) for v in learned.values()})
-    print(f"pre-trained {method} on {len(learned)} source(s) of {args.space} "
-          f"({'/'.join(map(str, counts))} archs each) in {elapsed:.1f} s -> {args.out}")
+    workflow.save(result, args.out)
+    if not result.sources:
+        say(f"{result.method} learns from target samples only: saved an untrained predictor -> {args.out}")
+    else:
+        counts = sorted(set(result.archs_per_source.values()))
+        say(f"pre-trained {result.method} on {len(result.sources)} source(s) of {result.space} "
+            f"({'/'.join(map(str, counts))} archs each) in {result.seconds:.1f} s -> {args.out}")
+    _print_json(args, {**result.to_dict(), "out": str(args.out)})
     return 0
 
 
@@ -166,100 +172,89 @@ def cmd_sample(args: argparse.Namespace) -> int:
     """Print ``--n`` arch strings to measure on a new device (no latencies are read)."""
     manifest = registry.read_manifest(args.predictor)
     space_name = manifest["space"]
-    candidates = _candidates(space_name, args.candidates, args.seed)
-    chosen = get_sampler(args.sampler)(space_name, candidates, args.n, args.seed)
-    sys.stdout.write("".join(f"{arch}\n" for arch in chosen))
+    candidates = read_arch_file(args.candidates, space_name) if args.candidates is not None else None
+    chosen = workflow.sample(space_name, args.n, sampler=args.sampler, seed=args.seed, candidates=candidates)
+    if args.json:
+        _print_json(args, {"action": "sample", "space": space_name, "sampler": args.sampler, "seed": args.seed,
+                           "n": len(chosen), "archs": chosen})
+    else:
+        sys.stdout.write("".join(f"{arch}\n" for arch in chosen))
     return 0
-
-
-def _candidates(space_name: str, path: Path | None, seed: int) -> list[str]:
-    if path is not None:
-        return read_arch_file(path, space_name)
-    space = spaces.get(space_name)
-    try:
-        return list(space.enumerate())
-    except NotImplementedError:
-        return space.sample(SAMPLE_POOL, seed)
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
     """Transfer a saved predictor to ``--target`` with every measured row of it in the store."""
+    _refuse_stdout_dir(args.out)
     predictor, manifest = registry.load(args.predictor)
     table = load_table(args.store, manifest["space"], statuses=_statuses(args))
-    target = table.resolve(args.target)
-    if target in manifest["sources"]:
-        raise UserError(f"--target {target!r} is one of the predictor's sources; transfer to a new device")
-    samples = table.series(target)
-    needed = type(predictor).min_target_samples
-    if len(samples) < needed:
-        raise UserError(
-            f"--target {target!r}: {len(samples)} measured archs in {args.store}; method {manifest['method']!r} "
-            f"needs at least {needed}: measure the archs `trainer sample` names, then retry"
-        )
-    predictor.hyper.update(hyper_from(args))
-    started = time.perf_counter()
-    predictor.transfer(target, samples)
-    elapsed = time.perf_counter() - started
-    fit = _fit_metrics(predictor, target, samples)
-    registry.save(
-        predictor,
-        args.out,
-        registry.ManifestUpdate("transfer", target=target, samples={target: len(samples)},
-                                snapshot=snapshot_hash({target: samples}), fit_metrics={target: fit}),
-        previous=manifest,
-    )
-    print(f"transferred {manifest['method']} to {target} with {len(samples)} samples in {elapsed:.2f} s "
-          f"(fit Spearman {fit['spearman']:.3f}) -> {args.out}")
+    result = workflow.transfer(predictor, table, args.target, manifest=manifest, hyper=hyper_from(args))
+    workflow.save(result, args.out)
+    _human(args)(f"transferred {manifest['method']} to {result.target} with {result.samples} samples in "
+                 f"{result.seconds:.2f} s (fit Spearman {result.fit['spearman']:.3f}) -> {args.out}")
+    _print_json(args, {**result.to_dict(), "predictor": str(args.predictor), "out": str(args.out)})
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """Predict latencies of archs on one target into a Parquet file (arch, predicted_ms)."""
+    """Predict latencies of archs on one target: Parquet (default), CSV (``.csv``) or CSV on stdout (``-``)."""
+    to_stdout = str(args.out) == "-"
+    if to_stdout and args.json:
+        raise UserError("--json and --out - both write to stdout; pass --out FILE (.parquet or .csv) with --json")
     predictor, manifest = registry.load(args.predictor)
-    target = _predict_target(args.target, predictor, manifest, args.predictor)
+    target = workflow.predict_target(predictor, manifest, args.target, origin=str(args.predictor))
     space_name = manifest["space"]
-    if args.all:
-        try:
-            archs = list(spaces.get(space_name).enumerate())
-        except NotImplementedError:
-            raise UserError(f"--all: {space_name} is too large to enumerate; pass --archs FILE instead") from None
-    else:
-        archs = read_arch_file(args.archs, space_name)
+    archs = workflow.all_archs(space_name) if args.all else read_arch_file(args.archs, space_name)
     started = time.perf_counter()
-    predicted = np.asarray(predictor.predict(archs, target), dtype="float64")
+    predicted = workflow.predict(predictor, archs, target)
     elapsed = time.perf_counter() - started
     table = pa.table({"arch": pa.array(archs, pa.string()), "predicted_ms": pa.array(predicted, pa.float64())})
-    metadata = {b"latfarm.predictor": str(args.predictor).encode(), b"latfarm.target": target.encode(),
-                b"latfarm.method": str(manifest["method"]).encode()}
-    write_parquet_atomic(table.replace_schema_metadata(metadata), args.out)
-    print(f"predicted {len(archs)} archs on {target} with {manifest['method']} in {elapsed:.2f} s -> {args.out}")
+    fmt = "csv" if to_stdout or str(args.out).endswith(".csv") else "parquet"
+    if to_stdout:
+        pd.DataFrame({"arch": archs, "predicted_ms": predicted}).to_csv(sys.stdout, index=False)
+    elif fmt == "csv":
+        write_text_atomic(pd.DataFrame({"arch": archs, "predicted_ms": predicted}).to_csv(index=False), args.out)
+    else:
+        metadata = {b"latfarm.predictor": str(args.predictor).encode(), b"latfarm.target": target.encode(),
+                    b"latfarm.method": str(manifest["method"]).encode()}
+        write_parquet_atomic(table.replace_schema_metadata(metadata), args.out)
+    _human(args, force_stderr=to_stdout)(
+        f"predicted {len(archs)} archs on {target} with {manifest['method']} in {elapsed:.2f} s -> {args.out}"
+    )
+    _print_json(args, {
+        "action": "predict", "predictor": str(args.predictor), "method": manifest["method"], "target": target,
+        "archs": len(archs), "seconds": round(elapsed, 3), "out": str(args.out), "format": fmt,
+        "predicted_ms": {"min": float(predicted.min()), "median": float(np.median(predicted)), "max": float(predicted.max())},
+    })
     return 0
 
 
-def _predict_target(requested: str | None, predictor: Predictor, manifest: Mapping[str, Any], path: Path) -> str:
-    known = predictor.targets()
-    if requested is None:
-        if manifest["targets"]:
-            return str(manifest["targets"][-1])
-        if len(known) == 1:
-            return known[0]
-        raise UserError(f"{path}: has no transferred target; pass --target (one of: {', '.join(known) or 'none'})"
-                        " or run `trainer transfer` first")
-    if requested not in known:
-        raise UserError(
-            f"--target {requested!r}: unknown to the predictor {path}; it predicts for {', '.join(known) or 'nothing yet'}"
-            " (run `trainer transfer --target` first)"
-        )
-    return requested
+def _human(args: argparse.Namespace, force_stderr: bool = False) -> Callable[[str], None]:
+    """Where a verb's human lines go: stdout, or stderr when stdout carries JSON or data."""
+    stream = sys.stderr if force_stderr or getattr(args, "json", False) else sys.stdout
+    return lambda line: print(line, file=stream, flush=True)
+
+
+def _print_json(args: argparse.Namespace, payload: Mapping[str, Any]) -> None:
+    if getattr(args, "json", False):
+        sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def _refuse_stdout_dir(out: Path) -> None:
+    if str(out) == "-":
+        raise UserError("--out -: a predictor is a directory (manifest.json + weights), it cannot go to stdout; "
+                        "pass --out DIR (add --json for a description on stdout)")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Few-shot evaluation; prints a table, optionally writes JSON and scatter plots."""
     _apply_task(args, with_targets=True)
+    table = load_table(args.store, args.space, statuses=_statuses(args))
+    source_samples = (workflow.capped_source_samples(table, args.sources, args.source_samples)
+                      if args.preset_samples else args.source_samples)
     result = evaluate_method(
-        load_table(args.store, args.space, statuses=_statuses(args)), args.space, args.sources, args.targets,
+        table, args.space, args.sources, args.targets,
         samples=args.samples, seeds=args.seeds,
-        method=args.method, sampler=args.sampler, source_samples=args.source_samples, plots_dir=args.plots,
+        method=args.method, sampler=args.sampler, source_samples=source_samples, plots_dir=args.plots,
         progress=sys.stderr.isatty(), **hyper_from(args),
     )
     to_stdout = args.json is not None and str(args.json) == "-"
@@ -319,15 +314,6 @@ def write_text_atomic(text: str, path: Path) -> None:
     _atomic(path, lambda tmp: tmp.write_text(text))
 
 
-def _fit_metrics(predictor: Predictor, target: str, values: pd.Series) -> dict[str, float]:
-    """In-sample fit on the training archs: a sanity figure, not a held-out score."""
-    predicted = predictor.predict(list(values.index), target)
-    if len(values) < 2:
-        return {"spearman": float("nan"), "n": len(values)}
-    metrics = Metrics.compute(predicted, values.to_numpy(dtype="float64"))
-    return {"spearman": metrics.spearman, "within_10": metrics.within_10, "n": metrics.n}
-
-
 # ------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
     """The ``trainer`` argument parser with its five verbs."""
@@ -340,9 +326,12 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--space", choices=spaces.NAMES)
     pretrain.add_argument("--sources", type=_names, metavar="A,B,C")
     pretrain.add_argument("--method", choices=methods, help="default: the project's best method")
-    pretrain.add_argument("--source-samples", type=_positive, metavar="N", help="N seeded archs per source, the same for all")
+    pretrain.add_argument("--source-samples", type=_positive, metavar="N",
+                          help="N seeded archs per source, the same for all (default: every arch; with --task, "
+                               "HELP's published 900 NB201 / 4000 FBNet)")
     pretrain.add_argument("--seed", type=int, default=0)
     pretrain.add_argument("--out", required=True, type=Path, metavar="PRED")
+    _add_json_flag(pretrain)
     _add_task(pretrain)
     _add_training_options(pretrain)
     pretrain.set_defaults(handler=cmd_pretrain)
@@ -353,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--sampler", choices=sorted(SAMPLERS), default=DEFAULT_SAMPLER)
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--candidates", type=Path, metavar="FILE", help="choose among these archs (default: the space)")
+    sample.add_argument("--json", action="store_true", help="print a JSON object with the archs list instead of lines")
     sample.set_defaults(handler=cmd_sample)
 
     transfer = verbs.add_parser("transfer", help="adapt a predictor to a new device from its rows in a store")
@@ -360,16 +350,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store_options(transfer)
     transfer.add_argument("--target", required=True, metavar="DEVICE")
     transfer.add_argument("--out", required=True, type=Path, metavar="PRED2")
+    _add_json_flag(transfer)
     _add_training_options(transfer)
     transfer.set_defaults(handler=cmd_transfer)
 
-    predict = verbs.add_parser("predict", help="predict latencies into a Parquet file (arch, predicted_ms)")
+    predict = verbs.add_parser("predict", help="predict latencies into a Parquet or CSV file (arch, predicted_ms)")
     predict.add_argument("--predictor", required=True, type=Path, metavar="PRED")
     predict.add_argument("--target", metavar="DEVICE", help="default: the last transferred target")
     which = predict.add_mutually_exclusive_group(required=True)
     which.add_argument("--all", action="store_true", help="every arch of the space (finite spaces)")
     which.add_argument("--archs", type=Path, metavar="FILE", help="one arch a line, or Parquet with an arch column")
-    predict.add_argument("--out", required=True, type=Path, metavar="PREDS")
+    predict.add_argument("--out", required=True, type=Path, metavar="PREDS",
+                         help="a .parquet file; a .csv file; or - for CSV on stdout")
+    _add_json_flag(predict)
     predict.set_defaults(handler=cmd_predict)
 
     evaluate = verbs.add_parser("evaluate", help="few-shot transfer evaluation with Spearman/Kendall/+-5%%/+-10%%")

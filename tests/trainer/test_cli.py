@@ -224,3 +224,67 @@ def test_include_unstable_lets_transfer_use_rows_the_farm_flagged(capsys, store_
     code, _, err = run(capsys, *transfer, "--include-unstable")
     assert code == 0, err
     assert registry.read_manifest(tmp_path / "pred2")["samples"]["targets"] == {"shaky-cpu": 20}
+
+
+def test_json_flags_describe_each_verb_and_send_human_lines_to_stderr(capsys, store_dir, tmp_path):
+    pred, pred2 = tmp_path / "pred", tmp_path / "pred2"
+    code, out, err = run(capsys, "pretrain", "--store", str(store_dir), "--space", "nasbench201", "--sources",
+                         "1080ti_1,pixel3", "--method", "layerwise", "--source-samples", "30", "--out", str(pred), "--json")
+    assert code == 0, err
+    described = json.loads(out)
+    assert described["action"] == "pretrain" and described["archs_per_source"] == {"1080ti_1": 30, "pixel3": 30}
+    assert described["out"] == str(pred) and "30 archs each" in err and "pre-trained layerwise" in err
+
+    code, out, err = run(capsys, "sample", "--predictor", str(pred), "--n", "4", "--json")
+    sampled = json.loads(out)
+    assert code == 0 and sampled["n"] == 4 and len(set(sampled["archs"])) == 4 and sampled["sampler"] == "cosine"
+
+    code, out, err = run(capsys, "transfer", "--predictor", str(pred), "--store", str(store_dir), "--target", "pixel2",
+                         "--out", str(pred2), "--json")
+    assert code == 0, err
+    transferred = json.loads(out)
+    assert (transferred["target"], transferred["samples"]) == ("pixel2", 20) and "transferred layerwise" in err
+
+    code, out, err = run(capsys, "predict", "--predictor", str(pred2), "--archs", str(_arch_file(tmp_path, sampled["archs"])),
+                         "--out", str(tmp_path / "p.csv"), "--json")
+    assert code == 0, err
+    predicted = json.loads(out)
+    assert (predicted["format"], predicted["archs"], predicted["target"]) == ("csv", 4, "pixel2")
+    frame = pd.read_csv(tmp_path / "p.csv")
+    assert list(frame.columns) == ["arch", "predicted_ms"] and list(frame["arch"]) == sampled["archs"]
+    assert predicted["predicted_ms"]["min"] == pytest.approx(frame["predicted_ms"].min())
+
+
+def _arch_file(folder: Path, archs: list[str]) -> Path:
+    path = folder / "archs.txt"
+    path.write_text("\n".join(archs) + "\n")
+    return path
+
+
+def test_predict_out_dash_is_csv_on_stdout_and_refuses_json(capsys, predictor_dir, store_dir, tmp_path):
+    archs = load_table(store_dir, "nasbench201").archs("raspi4")[:3]
+    argv = ["predict", "--predictor", str(predictor_dir), "--target", "pixel3", "--archs", str(_arch_file(tmp_path, archs))]
+    code, out, err = run(capsys, *argv, "--out", "-")
+    assert code == 0, err
+    assert out.splitlines()[0] == "arch,predicted_ms" and [line.split(",")[0] for line in out.splitlines()[1:]] == archs
+    assert "predicted 3 archs" in err
+    code, out, err = run(capsys, *argv, "--out", "-", "--json")
+    assert code == 2 and "--json and --out - both write to stdout" in err and out == ""
+
+
+def test_a_predictor_directory_cannot_go_to_stdout(capsys, store_dir):
+    code, _, err = run(capsys, "pretrain", "--store", str(store_dir), "--space", "nasbench201", "--sources", "pixel3",
+                       "--method", "flops", "--out", "-")
+    assert code == 2 and "a predictor is a directory" in err and len(err.strip().splitlines()) == 1
+
+
+def test_task_preset_uses_the_published_source_sample_count(capsys, store_dir, tmp_path):
+    """ND asks 900 archs per source; the test store's sources share 300, so the preset is lowered to them."""
+    from trainer import cli
+
+    args = cli.build_parser().parse_args(["pretrain", "--store", "s", "--task", "FD", "--out", "o"])
+    cli._apply_task(args, with_targets=False)
+    assert (args.source_samples, args.preset_samples) == (4000, True)
+    args = cli.build_parser().parse_args(["pretrain", "--store", "s", "--task", "ND", "--source-samples", "7", "--out", "o"])
+    cli._apply_task(args, with_targets=False)
+    assert (args.source_samples, args.preset_samples) == (7, False)

@@ -16,6 +16,7 @@ batches, the same device: scaled latencies of two devices are not comparable).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 import functools
 import sys
@@ -59,6 +60,49 @@ class FitResult:
     history: list[float] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class EpochProgress:
+    """What :func:`fit` reports after each epoch to the hook installed by :func:`reporting_epochs`."""
+
+    #: The run's label (e.g. ``multipredict pretrain``); None when the caller gave none.
+    desc: str | None
+    #: Epochs done so far (1-based) and the planned total (early stopping may end sooner).
+    epoch: int
+    epochs: int
+    #: The monitored loss of this epoch.
+    loss: float
+    #: True on the last report of a run (all epochs done, or stopped early).
+    finished: bool = False
+
+
+EpochHook = Callable[[EpochProgress], None]
+_epoch_hook: contextvars.ContextVar[EpochHook | None] = contextvars.ContextVar("latfarm_epoch_hook", default=None)
+
+
+@contextlib.contextmanager
+def reporting_epochs(hook: EpochHook | None) -> Iterator[None]:
+    """Within the block, every :func:`fit` calls ``hook`` after each epoch (and shows no bar of its own).
+
+    This is how a caller (``trainer.workflow``) shows progress without threading a callback
+    through every predictor's ``pretrain`` / ``transfer``. ``None`` leaves things as they are.
+
+    Example:
+        >>> seen = []
+        >>> net = nn.Linear(1, 1)
+        >>> cfg = FitConfig(lr=0.1, weight_decay=0.0, batch_size=4, epochs=3)
+        >>> with reporting_epochs(seen.append):
+        ...     _ = fit(net, lambda i: net(torch.ones(len(i), 1)).pow(2).mean(), 8, cfg)
+        >>> [(p.epoch, p.epochs, p.finished) for p in seen]
+        [(1, 3, False), (2, 3, False), (3, 3, False), (3, 3, True)]
+    """
+    token = _epoch_hook.set(hook) if hook is not None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _epoch_hook.reset(token)
+
+
 def pairwise_hinge(
     pred: torch.Tensor, target: torch.Tensor, margin: float, groups: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -98,7 +142,7 @@ def fit(
     The monitored loss (for LR halving and early stopping) is ``validation_loss()``
     when given, else the epoch's mean training loss. With ``cfg.patience`` the
     weights of the best epoch are restored at the end. ``desc`` shows a tqdm bar
-    (on a terminal).
+    (on a terminal) unless a hook installed by :func:`reporting_epochs` reports instead.
 
     Example:
         >>> net = nn.Linear(1, 1)
@@ -118,7 +162,8 @@ def fit(
     generator = torch.Generator().manual_seed(cfg.seed)
     best, best_state, stale = float("inf"), None, 0
     history: list[float] = []
-    bar = tqdm(range(cfg.epochs), desc=desc, disable=desc is None or not sys.stderr.isatty(), leave=False)
+    hook = _epoch_hook.get()
+    bar = tqdm(range(cfg.epochs), desc=desc, disable=hook is not None or desc is None or not sys.stderr.isatty(), leave=False)
     epochs_run = 0
     for _ in bar:
         epochs_run += 1
@@ -144,8 +189,12 @@ def fit(
         else:
             stale += 1
         bar.set_postfix(loss=f"{monitored:.4f}")
+        if hook is not None:
+            hook(EpochProgress(desc, epochs_run, cfg.epochs, monitored))
         if cfg.patience is not None and stale >= cfg.patience:
             break
+    if hook is not None:
+        hook(EpochProgress(desc, epochs_run, cfg.epochs, history[-1] if history else float("nan"), finished=True))
     model.eval()
     if best_state is not None:
         model.load_state_dict(best_state)
