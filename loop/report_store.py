@@ -1,0 +1,69 @@
+"""The rows ``farm report`` draws from: one search space of a store, every status, named by target.
+
+Targets are named exactly as the trainer names them (:mod:`trainer.data`):
+the device name where a device has one configuration, ``device:runtime:b<batch>``
+otherwise. ``table`` holds the ``ok`` latencies (the ones predictors learn),
+one column per target; ``rows`` keeps every row with its status, CV and, where
+the store has them, its confidence interval columns.
+
+Example:
+    >>> import tempfile
+    >>> from farm.store import Store
+    >>> store_columns(Store(tempfile.mkdtemp()))[:3]
+    ['device', 'runtime', 'batch_size']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from farm.store import SCHEMA, Store
+from trainer.data import TARGET_COLUMNS, TargetTable
+
+#: Optional per-row confidence interval of ``latency_ms`` (only in stores whose schema has them).
+CI_COLUMNS: tuple[str, str] = ("ci_low_ms", "ci_high_ms")
+_BASE_COLUMNS: tuple[str, ...] = (*TARGET_COLUMNS, "arch", "status", "latency_ms", "cv")
+
+
+@dataclass(frozen=True)
+class SpaceRows:
+    """One search space of a store: every row (with a ``target`` column) and the ok latencies pivoted."""
+
+    space: str
+    rows: pd.DataFrame
+    table: TargetTable
+
+    @property
+    def has_ci(self) -> bool:
+        """True where some row carries a confidence interval."""
+        return all(c in self.rows.columns for c in CI_COLUMNS) and bool(self.rows[CI_COLUMNS[0]].notna().any())
+
+    def targets(self) -> list[str]:
+        """Target names, sorted."""
+        return self.table.names()
+
+
+def store_columns(store: Store) -> list[str]:
+    """The columns :func:`load_space_rows` reads: the CI columns only where the schema has them."""
+    return [*_BASE_COLUMNS, *(c for c in CI_COLUMNS if c in SCHEMA.names)]
+
+
+def load_space_rows(store: Store, space: str) -> SpaceRows:
+    """Every row of ``space`` in ``store``, with a ``target`` column, and the ok latencies per target."""
+    rows = store.read(search_space=space, columns=store_columns(store))
+    rows["batch_size"] = rows["batch_size"].astype("int64")
+    rows["input_size"] = rows["input_size"].fillna(0).astype("int64")
+    ok_latency = rows["latency_ms"].where(rows["status"] == "ok")
+    long = rows[["arch", *TARGET_COLUMNS]].assign(latency_ms=ok_latency)
+    table = TargetTable.from_long(long, space, origin=str(store.root))
+    names = pd.DataFrame(
+        [(k.device, k.runtime, k.batch_size, k.input_size, name) for name, k in table.keys.items()],
+        columns=[*TARGET_COLUMNS, "target"],
+    )
+    rows = rows.merge(names, on=list(TARGET_COLUMNS), how="left")
+    return SpaceRows(space, rows, table)
+
+
+__all__ = ["CI_COLUMNS", "SpaceRows", "load_space_rows", "store_columns"]
