@@ -187,9 +187,10 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     _refuse_stdout_dir(args.out)
     predictor, manifest = registry.load(args.predictor)
     table = load_table(args.store, manifest["space"], statuses=_statuses(args))
-    result = workflow.transfer(predictor, table, args.target, manifest=manifest, hyper=hyper_from(args))
+    say = _human(args)
+    result = workflow.transfer(predictor, table, args.target, manifest=manifest, hyper=hyper_from(args), say=say)
     workflow.save(result, args.out)
-    _human(args)(f"transferred {manifest['method']} to {result.target} with {result.samples} samples in "
+    say(f"transferred {manifest['method']} to {result.target} with {result.samples} samples in "
                  f"{result.seconds:.2f} s (fit Spearman {result.fit['spearman']:.3f}) -> {args.out}")
     _print_json(args, {**result.to_dict(), "predictor": str(args.predictor), "out": str(args.out)})
     return 0
@@ -348,7 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     transfer = verbs.add_parser("transfer", help="adapt a predictor to a new device from its rows in a store")
     transfer.add_argument("--predictor", required=True, type=Path, metavar="PRED")
     _add_store_options(transfer)
-    transfer.add_argument("--target", required=True, metavar="DEVICE")
+    transfer.add_argument("--target", required=True, metavar="TARGET",
+                          help="a device (its default target: the inventory's first runtime and batch size), "
+                               "or device:runtime:bN for another configuration")
     transfer.add_argument("--out", required=True, type=Path, metavar="PRED2")
     _add_json_flag(transfer)
     _add_training_options(transfer)
@@ -376,11 +379,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--sampler", choices=sorted(SAMPLERS), default="random",
                           help="how target samples are picked (default random, as in the papers)")
     evaluate.add_argument("--source-samples", type=_positive, metavar="N")
-    evaluate.add_argument("--json", type=Path, metavar="OUT", help="write the full results as JSON ('-' = stdout)")
+    evaluate.add_argument("--json", type=Path, nargs="?", const=Path("-"), metavar="OUT",
+                          help="write the full results as JSON (no value or '-' = stdout)")
     evaluate.add_argument("--plots", type=Path, metavar="DIR", help="write a predicted-vs-measured PNG per target")
     _add_task(evaluate)
     _add_training_options(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
+    from trainer import registry_cli  # late: it reuses this module's argument helpers
+
+    registry_cli.register(verbs)  # registry, nightly, evaluate --predictor
     return parser
 
 

@@ -199,7 +199,7 @@ class PredictorRegistry:
             _move_dir(source, staging)
             record = {"version": number, "created_at": registry.now_iso(), "metrics": dict(metrics or {}),
                       "note": note, "from": str(source)}
-            _write_json_atomic(staging / VERSION_FILE, record)
+            write_json_atomic(staging / VERSION_FILE, record)
             os.replace(staging, folder / f"v{number}")
             _fsync_dir(folder)
             self.record(space, target, {"action": "add", "version": number, "note": note, "metrics": dict(metrics or {})})
@@ -234,14 +234,7 @@ class PredictorRegistry:
         """Append one event (``at``, ``pid``, ``host`` added) to ``history.jsonl`` and fsync it."""
         folder = self.folder(space, target)
         folder.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({"at": registry.now_iso(), **event, "pid": os.getpid(), "host": socket.gethostname()},
-                          default=str)
-        fd = os.open(folder / HISTORY, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, (line + "\n").encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_jsonl(folder / HISTORY, {"at": registry.now_iso(), **event, "pid": os.getpid(), "host": socket.gethostname()})
 
     # ------------------------------------------------------------------ internals
     def _switch(self, space: str, target: str, number: int, event: dict[str, Any]) -> None:
@@ -273,10 +266,21 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    """Replace ``path`` with ``data`` as JSON: temporary file, fsync, ``os.replace``."""
     temporary = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     registry._write_json(temporary, json.loads(json.dumps(data, default=str)))  # writes and fsyncs
     os.replace(temporary, path)
+
+
+def append_jsonl(path: Path, record: Mapping[str, Any]) -> None:
+    """Append ``record`` as one JSON line (``O_APPEND``, one ``write``, fsync): never rewrites earlier lines."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (json.dumps(record, default=str) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _move_dir(source: Path, destination: Path) -> None:
@@ -298,4 +302,5 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["BASE", "CURRENT", "HISTORY", "PredictorRegistry", "Version", "VersionError", "check_name", "manifest_summary"]
+__all__ = ["BASE", "CURRENT", "HISTORY", "PredictorRegistry", "Version", "VersionError", "check_name", "manifest_summary",
+           "append_jsonl", "write_json_atomic"]
