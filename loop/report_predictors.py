@@ -110,8 +110,8 @@ def predictor_reports(
     steps = StepProgress(sum(1 + len(j.sample_counts) * len(config.seeds) for j, _ in jobs if j.base is not None)
                          + sum(1 for j, _ in jobs if j.base is None), "report: predictor curves", enabled=progress)
     for job, report in jobs:
-        report.current = _score_current(job)
-        report.figures.append(_scatter_figure(job, report.current, out))
+        report.current, points = _score_current(job)
+        report.figures.append(_scatter_figure(job, report.current, points, out))
         steps.step(f"{job.space}/{job.target} {job.version.name}: predicted vs measured")
         if job.base is None:
             report.error = (f"no current base predictor ({BASE}) of {job.space} in {registry_root}: "
@@ -151,13 +151,14 @@ def _prepare(
     return _Job(space, target, version, predictor, manifest, trainable, held_out, base, counts)
 
 
-def _score_current(job: _Job) -> dict[str, Any]:
+def _score_current(job: _Job) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """(metrics of the current predictor on the held-out slice, the points of its scatter)."""
     predicted = np.asarray(job.predictor.predict(list(job.held_out.index), job.target), dtype="float64")
     measured = job.held_out.to_numpy(dtype="float64")
     correlation = spearman(predicted, measured)
     metrics = Metrics.compute(predicted, measured)
     trained_on = (job.manifest.get("samples") or {}).get("targets", {}).get(job.target)
-    return {
+    summary = {
         "version": job.version.name,
         "method": job.manifest["method"],
         "trained_on_samples": trained_on,
@@ -165,9 +166,9 @@ def _score_current(job: _Job) -> dict[str, Any]:
         "kendall": metrics.kendall,
         "within_5": metrics.within_5,
         "within_10": metrics.within_10,
-        "held_out": {"arch": list(job.held_out.index), "measured_ms": measured.tolist(),
-                     "predicted_ms": predicted.tolist()},
     }
+    points = {"arch": list(job.held_out.index), "measured_ms": measured.tolist(), "predicted_ms": predicted.tolist()}
+    return summary, points
 
 
 def _curve(job: _Job, config: CurveConfig, step: Callable[[str], None]) -> list[dict[str, Any]]:
@@ -197,9 +198,9 @@ def _curve(job: _Job, config: CurveConfig, step: Callable[[str], None]) -> list[
     return points
 
 
-def _scatter_figure(job: _Job, current: dict[str, Any], out: Path) -> Figure:
-    measured = np.asarray(current["held_out"]["measured_ms"])
-    predicted = np.asarray(current["held_out"]["predicted_ms"])
+def _scatter_figure(job: _Job, current: dict[str, Any], points: dict[str, list[Any]], out: Path) -> Figure:
+    measured = np.asarray(points["measured_ms"])
+    predicted = np.asarray(points["predicted_ms"])
     figure, axes = plt.subplots(figsize=(5.2, 5.0))
     axes.scatter(measured, predicted, s=18 if measured.size < 200 else 4, alpha=0.6, linewidths=0, color="#3b75af")
     positive = np.concatenate([measured[measured > 0], predicted[predicted > 0]])
@@ -228,7 +229,7 @@ def _scatter_figure(job: _Job, current: dict[str, Any], out: Path) -> Figure:
     caption = (f"{job.space}/{job.target}: current predictor {job.version.name} ({job.manifest['method']}) against "
                f"the measured latency of the {len(measured)} held-out archs, Spearman {correlation.label()}")
     data = {key: current[key] for key in ("version", "method", "spearman", "n", "ci95", "within_10")}
-    return Figure("predicted_vs_measured", path, caption, {**data, "held_out": current["held_out"]},
+    return Figure("predicted_vs_measured", path, caption, {**data, "held_out": points},
                   space=job.space, target=job.target)
 
 
