@@ -34,6 +34,10 @@ class Job:
     ``input_sizes`` gives each arch's input resolution (aligned with ``archs``); it
     differs per arch where the arch carries its own (OFA's ``r``), else every entry
     is ``input_size``. ``attempt`` counts earlier tries that failed with a retryable error.
+    ``anchors`` are the job's drift anchors (``farm.anchoring``); its ``anchor_ms`` needs
+    an estimate of each, so :meth:`without` keeps them all. ``anchors_added`` are those
+    in ``archs`` that the campaign did not ask for: measured for ``anchor_ms`` only,
+    not counted as the campaign's archs.
     """
 
     job_id: str
@@ -45,6 +49,13 @@ class Job:
     input_size: int = 32
     attempt: int = 0
     input_sizes: tuple[int, ...] = ()
+    anchors: tuple[str, ...] = ()
+    anchors_added: tuple[str, ...] = ()
+
+    @property
+    def requested_archs(self) -> tuple[str, ...]:
+        """The archs the campaign asked for (the batch less the anchors added to it)."""
+        return tuple(arch for arch in self.archs if arch not in self.anchors_added)
 
     def size_of(self, arch: str) -> int:
         return self.input_sizes[self.archs.index(arch)] if self.input_sizes else self.input_size
@@ -57,13 +68,15 @@ class Job:
         """The same job minus ``archs`` (those that already have an outcome)."""
         drop = set(archs)
         kept = [(a, self.size_of(a)) for a in self.archs if a not in drop]
-        return replace(self, archs=tuple(a for a, _ in kept), input_sizes=tuple(s for _, s in kept) if self.input_sizes else ())
+        return replace(self, archs=tuple(a for a, _ in kept), input_sizes=tuple(s for _, s in kept) if self.input_sizes else (),
+                       anchors_added=tuple(a for a in self.anchors_added if a not in drop))
 
     def single(self, index: int) -> "Job":
-        """A job for the ``index``-th arch alone (to isolate an arch that breaks its batch)."""
+        """A job for the ``index``-th arch alone (to isolate an arch that breaks its batch), without anchors."""
         arch = self.archs[index]
         return replace(self, job_id=f"{self.job_id}-{index}", archs=(arch,), attempt=0,
-                       input_sizes=(self.size_of(arch),) if self.input_sizes else ())
+                       input_sizes=(self.size_of(arch),) if self.input_sizes else (),
+                       anchors=(), anchors_added=())
 
     def retry(self) -> "Job":
         return replace(self, attempt=self.attempt + 1)

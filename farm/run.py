@@ -5,7 +5,10 @@
 1. **Plan.** For every device, every runtime and batch size it lists, every
    arch: the resume key (``farm.store.RESUME_KEY``). Keys already ``ok`` in the
    store are skipped; the rest are split into jobs of ``job_size`` archs (the
-   interleaved protocol measures a job's archs together).
+   interleaved protocol measures a job's archs together). Each job also gets
+   the space's drift anchors (``farm.anchoring``; by default 3 with the
+   interleaved protocol), measured in the same rounds, so that every row
+   carries its job's ``anchor_ms`` and ``job_id``.
 2. **Build.** Runtimes other than eager torch need built files: build tasks run
    on the cluster's CPUs ``build_ahead`` jobs ahead of each device, deduplicated
    across devices, and a job is dispatched only once its builds are done.
@@ -47,6 +50,7 @@ import ray
 from tqdm.auto import tqdm
 
 from farm.actors import AgentFactory, device_resource, start_actor
+from farm.anchoring import anchor_archs, anchor_count, anchored_batch, stamp_job_rows
 from farm.builds import BuildFn, default_build_fn, needs_build, run_build
 from farm.jobs import Job, JobResult, failed_row
 from farm.store import Store
@@ -72,7 +76,11 @@ def new_campaign_id() -> str:
 
 @dataclass
 class CampaignConfig:
-    """Everything one campaign needs. Devices come from the inventory, archs are canonical strings."""
+    """Everything one campaign needs. Devices come from the inventory, archs are canonical strings.
+
+    ``anchors``: drift anchors added to every job; ``None`` is 3 for the interleaved
+    protocol and 0 for the sequential ones (``farm.anchoring.anchor_count``).
+    """
 
     search_space: str
     archs: Sequence[str]
@@ -85,6 +93,7 @@ class CampaignConfig:
     rounds: int | None = None
     quantile: float | None = None
     job_size: int = 50
+    anchors: int | None = None
     jobs_per_device: int = 2
     max_in_flight: int | None = None
     max_attempts: int = 3
@@ -131,6 +140,7 @@ class DevicePlan:
 
     device: "Device"
     protocol: "Protocol"
+    anchors: tuple[str, ...] = ()
     requested: int = 0
     skipped: int = 0
     jobs: list[Job] = field(default_factory=list)
@@ -142,8 +152,9 @@ def plan(config: CampaignConfig, done_keys: set[tuple[Any, ...]]) -> list[Device
     plans = []
     for device in config.devices:
         protocol = make_protocol(device, config)
-        sizes = {arch: input_size_for(device, config.search_space, arch) for arch in archs}
-        device_plan = DevicePlan(device, protocol)
+        anchors = anchor_archs(config.search_space, anchor_count(config.anchors, protocol.name))
+        sizes = {arch: input_size_for(device, config.search_space, arch) for arch in (*archs, *anchors)}
+        device_plan = DevicePlan(device, protocol, anchors)
         for runtime in device.runtimes:
             for batch_size in device.batch_sizes:
                 pending = [
@@ -155,17 +166,19 @@ def plan(config: CampaignConfig, done_keys: set[tuple[Any, ...]]) -> list[Device
                 device_plan.requested += len(archs)
                 device_plan.skipped += len(archs) - len(pending)
                 for start in range(0, len(pending), config.job_size):
-                    chunk = tuple(pending[start : start + config.job_size])
+                    batch, added = anchored_batch(pending[start : start + config.job_size], anchors)
                     device_plan.jobs.append(
                         Job(
                             job_id=f"{device.name}-{runtime}-b{batch_size}-{start // config.job_size:05d}",
                             device=device.name,
                             search_space=config.search_space,
-                            archs=chunk,
+                            archs=batch,
                             runtime=runtime,
                             batch_size=batch_size,
-                            input_size=sizes[chunk[0]],
-                            input_sizes=tuple(sizes[arch] for arch in chunk),
+                            input_size=sizes[batch[0]],
+                            input_sizes=tuple(sizes[arch] for arch in batch),
+                            anchors=anchors,
+                            anchors_added=added,
                         )
                     )
         plans.append(device_plan)
@@ -249,7 +262,7 @@ class Campaign:
             self.states.append(_DeviceState(device_plan, summary, queue=deque(device_plan.jobs)))
         self.summary.devices = [s.summary for s in self.states]
         save_record(self.summary)
-        pending = sum(len(job.archs) for s in self.states for job in s.queue)
+        pending = sum(len(job.requested_archs) for s in self.states for job in s.queue)
         self.progress = tqdm(
             total=pending, unit="arch", desc=f"campaign {self.config.campaign_id}",
             disable=not self.config.progress, dynamic_ncols=True,
@@ -431,7 +444,9 @@ class Campaign:
         self._record_builds(job)
         state.last_finish = time.monotonic()
         state.summary.busy_s += result.busy_s
-        return state, result, list(result.rows) + self._resolve_failure(state, result)
+        rows = list(result.rows) + self._resolve_failure(state, result)
+        stamp_job_rows(rows, job)
+        return state, result, rows
 
     def _store_results(self, collected: list[tuple[_DeviceState, JobResult, list[dict[str, Any]]]]) -> None:
         """Hand the rows of every job that has come back to the writer thread (one append for all)."""
@@ -442,9 +457,13 @@ class Campaign:
         """Count rows the writer has made durable; progress, build times and ``on_job`` follow."""
         for (state, result, job_rows), stored_at in completions:
             result.stored_at = stored_at
-            for row in job_rows:
+            counted = [row for row in job_rows if row["arch"] not in result.job.anchors_added]
+            for row in counted:
                 self._count(state, row)
-            self.progress.update(len(job_rows))
+            for row in job_rows:
+                if row["status"] == "failed" and row["arch"] in result.job.anchors_added:
+                    self._note_error(state, f"anchor: {row.get('error') or ''}")
+            self.progress.update(len(counted))
             if self.on_job is not None:
                 self.on_job(result)
 
@@ -455,7 +474,7 @@ class Campaign:
             return []
         remaining = result.job.without(result.outcome_archs())
         self._note_error(state, result.error)
-        if not remaining.archs:
+        if not remaining.requested_archs:
             return []
         if result.retryable:
             state.consecutive_failures += 1
@@ -470,23 +489,27 @@ class Campaign:
         if result.stage == "connect":
             self._mark_down(state, f"cannot use the device: {result.error}")
             return self._failed_rows(state, remaining, result.error)
-        if len(remaining.archs) > 1:
+        if len(remaining.archs) > 1:  # each requested arch alone, without anchors, to find the culprit
             for index in reversed(range(len(remaining.archs))):
-                state.queue.appendleft(remaining.single(index))
+                if remaining.archs[index] not in remaining.anchors_added:
+                    state.queue.appendleft(remaining.single(index))
             return []
         return self._failed_rows(state, remaining, result.error)
 
     def _failed_rows(self, state: _DeviceState, job: Job, error: str) -> list[dict[str, Any]]:
-        return [
+        """A ``failed`` row for each arch of ``job`` the campaign asked for (anchors it added get none)."""
+        rows = [
             failed_row(state.device, self.config.campaign_id, job.artifact(arch), state.plan.protocol, error)
-            for arch in job.archs
+            for arch in job.requested_archs
         ]
+        stamp_job_rows(rows, job)
+        return rows
 
     def _mark_down(self, state: _DeviceState, reason: str) -> None:
         if state.down:
             return
         state.summary.down_reason = reason
-        not_measured = sum(len(job.archs) for job in state.queue)
+        not_measured = sum(len(job.requested_archs) for job in state.queue)
         state.summary.not_measured += not_measured
         state.queue.clear()
         self.progress.update(not_measured)
@@ -535,7 +558,7 @@ class Campaign:
         if state.last_finish is not None and self.measure_started is not None:
             window = state.last_finish - self.measure_started
             summary.idle_share = max(0.0, 1.0 - summary.busy_s / window) if window > 0 else 0.0
-        leftover = sum(len(job.archs) for job in state.queue)
+        leftover = sum(len(job.requested_archs) for job in state.queue)
         if leftover:
             summary.not_measured += leftover
             state.queue.clear()

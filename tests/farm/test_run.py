@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from agents.base import Artifact
+from farm.anchoring import anchor_archs
 from farm.inventory import Device, ReplayConfig
 from farm.run import CampaignConfig, plan, run_campaign
 from farm.store import Store
@@ -38,7 +39,9 @@ def config(store: Path, devices, archs=ARCHS, **options) -> CampaignConfig:
 
 
 def outcomes(store: Path) -> pd.DataFrame:
-    return Store(store).read(columns=["device", "arch", "status", "error", "latency_ms", "campaign_id"])
+    """The rows of the campaign's own archs (the drift anchors every job adds are left out)."""
+    frame = Store(store).read(columns=["device", "arch", "status", "error", "latency_ms", "campaign_id", "is_anchor"])
+    return frame[~frame["is_anchor"].astype(bool)]
 
 
 def test_plan_skips_done_keys_and_splits_into_jobs() -> None:
@@ -47,7 +50,10 @@ def test_plan_skips_done_keys_and_splits_into_jobs() -> None:
     plans = plan(config(Path("unused"), devices), done)
     a, b = plans
     assert (a.requested, a.skipped, b.requested, b.skipped) == (14, 1, 7, 0)
-    assert [len(j.archs) for j in a.jobs] == [3, 3, 3, 3, 1]  # 6 pending at batch 1, 7 at batch 8
+    assert [len(j.requested_archs) for j in a.jobs] == [3, 3, 3, 3, 1]  # 6 pending at batch 1, 7 at batch 8
+    anchors = anchor_archs("nasbench201")  # interleaved: 3 anchors in every job, measured in the same batch
+    assert all(j.anchors == anchors and j.archs == (*j.requested_archs, *anchors) for j in a.jobs + b.jobs)
+    assert all(len(j.archs) == 3 for j in plan(config(Path("unused"), devices, anchors=0), done)[0].jobs[:4])
     assert {j.batch_size for j in a.jobs} == {1, 8} and all(j.input_size == 32 for j in a.jobs)
     assert "arch-00" not in [x for j in a.jobs if j.batch_size == 1 for x in j.archs]
 
@@ -67,11 +73,13 @@ def test_replay_campaign_streams_rows_then_resumes_without_duplicates(tmp_path: 
         durable.append((len(Store(tmp_path).read(columns=["arch"])), sum(len(r.rows) for r in seen_jobs)))
 
     summary = run_campaign(config(tmp_path, devices, archs), on_job=on_job)
-    rows = Store(tmp_path).read()
-    assert len(rows) == 16 and set(rows["status"]) == {"ok"} and set(rows["device_kind"]) == {"replay"}
+    every = Store(tmp_path).read()
+    rows = every[~every["is_anchor"]]
+    assert len(rows) == 16 and set(every["status"]) == {"ok"} and set(every["device_kind"]) == {"replay"}
     assert rows.groupby(["device", "arch"]).size().eq(1).all()
+    assert len(every) == 16 + 6 * 3  # 6 jobs, 3 anchors each
     expected = table.set_index(["device", "arch"])["latency_ms"]
-    for row in rows.itertuples():
+    for row in every.itertuples():
         assert row.latency_ms == expected[(row.platform, row.arch)]  # noise 0: the table value
     assert len(seen_jobs) == 6 and all(in_store >= reported for in_store, reported in durable)
     assert all(r.stored_at >= r.finished_at for r in seen_jobs)
@@ -82,7 +90,7 @@ def test_replay_campaign_streams_rows_then_resumes_without_duplicates(tmp_path: 
 
     again = run_campaign(config(tmp_path, devices, archs))
     assert [(d.measured, d.skipped) for d in again.devices] == [(0, 8), (0, 8)]
-    assert len(Store(tmp_path).read()) == 16
+    assert len(Store(tmp_path).read()) == len(every)  # nothing to measure: no job, no anchors
     assert [r.campaign_id for r in load_records(tmp_path)] == [summary.campaign_id, again.campaign_id]
 
 
@@ -176,8 +184,9 @@ def test_builds_run_as_tasks_once_per_artifact(tmp_path: Path) -> None:
         config(tmp_path / "store", devices, artifact_dir=str(cache)),
         agent_factory=scripted_factory(), build_fn=fake_build,
     )
-    assert len(list((cache / "calls").iterdir())) == 6  # 7 archs, one failed build; shared by both devices
-    assert (summary.builds, summary.build_failures) == (7, 1) and summary.build_s > 0
+    # 7 archs and 3 anchors, one failed build; shared by both devices and, for the anchors, by all jobs
+    assert len(list((cache / "calls").iterdir())) == 9
+    assert (summary.builds, summary.build_failures) == (10, 1) and summary.build_s > 0
     frame = outcomes(tmp_path / "store")
     failed = frame[frame["status"] == "failed"]
     assert sorted(failed["device"]) == ["a", "b"] and set(failed["arch"]) == {"arch-05"}
@@ -194,7 +203,7 @@ def test_builds_still_run_when_cpu_devices_hold_every_cpu(tmp_path: Path) -> Non
         config(tmp_path / "store", devices, archs=ARCHS[:3], artifact_dir=str(tmp_path / "cache")),
         agent_factory=scripted_factory(), build_fn=fake_build,
     )
-    assert [d.measured for d in summary.devices] == [3, 3] and summary.builds == 3
+    assert [d.measured for d in summary.devices] == [3, 3] and summary.builds == 6  # 3 archs, 3 anchors
 
 
 def test_plan_gives_each_ofa_arch_its_own_resolution() -> None:
