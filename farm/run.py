@@ -52,6 +52,7 @@ from tqdm.auto import tqdm
 from farm.actors import AgentFactory, device_resource, start_actor
 from farm.anchoring import anchor_archs, anchor_count, anchored_batch, stamp_job_rows
 from farm.builds import BuildFn, default_build_fn, needs_build, run_build
+from farm.device_records import record_devices
 from farm.jobs import Job, JobResult, failed_row
 from farm.store import Store
 from farm.summary import CampaignSummary, DeviceSummary, save_record
@@ -251,6 +252,7 @@ class Campaign:
     def run(self) -> CampaignSummary:
         started = time.monotonic()
         plans = plan(self.config, self.store.done_keys(search_space=self.config.search_space))
+        record_devices(self.config.store_root, [p.device for p in plans])  # default targets (issue 10)
         for device_plan in plans:
             summary = DeviceSummary(
                 device_plan.device.name,

@@ -2,15 +2,21 @@
 
 A *target* is a (device, runtime, batch_size) configuration (DESIGN.md), plus
 the input size where a device was measured at several. :func:`load_table`
-reads the ``ok`` rows of one search space and pivots them into a
-:class:`TargetTable`: one column of latencies (ms) per target, indexed by the
-canonical arch string, NaN where that arch was not measured on that target.
-Repeated measurements of one arch on one target are reduced to their median.
+reads the rows of one search space and pivots those with an eligible status
+(``ok`` by default) into a :class:`TargetTable`: one column of latencies (ms)
+per target, indexed by the canonical arch string, NaN where that arch was not
+measured on that target. Repeated measurements of one arch on one target are
+reduced to their median.
 
-Target names: a device the store holds in one configuration is named after the
-device (``pixel2``, ``1080ti_32``); a device with several is named
-``device:runtime:b<batch>`` (and ``:in<size>`` when input sizes differ), e.g.
-``cpu-local:torch:b1`` and ``cpu-local:torchscript:b1``.
+Target names and each device's default target are decided by
+:mod:`trainer.targets` from the device records the farm keeps in the store and
+from *all* rows, whatever their status, so that they never change when rows
+turn ``ok`` or when ``--include-unstable`` is passed: a device with one
+configuration is named after the device (``pixel2``, ``1080ti_32``); a device
+with several is named ``device:runtime:b<batch>`` (``:in<size>`` when input
+sizes differ), e.g. ``cpu-local:torch:b1``. ``resolve("cpu-local")`` is the
+device's default target (the inventory's first runtime and batch size), and
+:meth:`TargetTable.choice` says in one line which rows were used and skipped.
 
 Also here: per-target normalisation (:func:`fit_scalers`, whose parameters a
 predictor keeps and :mod:`trainer.registry` saves in its manifest) and deterministic choices of archs
@@ -32,78 +38,95 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from farm.device_records import DeviceRecord, read_records
 from farm.errors import UserError
 from farm.store import Store, StoreError
 from trainer.models.target_scaler import ScalerKind, TargetScaler
+from trainer.targets import RULE_EXPLICIT, TARGET_COLUMNS, TargetChoice, TargetKey, name_targets, parse_label
 
-#: Columns :func:`load_table` reads from the store.
-TARGET_COLUMNS: tuple[str, ...] = ("device", "runtime", "batch_size", "input_size")
-_READ_COLUMNS = [*TARGET_COLUMNS, "arch", "latency_ms"]
+_READ_COLUMNS = [*TARGET_COLUMNS, "arch", "latency_ms", "status"]
 
 
 class DataError(UserError):
     """The store cannot give what was asked (empty, other space, unknown target): one line, exit 2."""
 
 
-@dataclass(frozen=True, order=True)
-class TargetKey:
-    """One prediction target: a device in one run configuration."""
-
-    device: str
-    runtime: str
-    batch_size: int
-    input_size: int
-
-    def label(self, with_input_size: bool = False) -> str:
-        """``device:runtime:b<batch>`` (``:in<size>`` appended when asked)."""
-        text = f"{self.device}:{self.runtime}:b{self.batch_size}"
-        return f"{text}:in{self.input_size}" if with_input_size else text
-
-
 @dataclass
 class TargetTable:
-    """Latencies (ms) of one search space: index = arch, one column per target, NaN = unmeasured."""
+    """Latencies (ms) of one search space: index = arch, one column per target, NaN = unmeasured.
+
+    ``keys`` holds every configuration known for the space (a record's configuration
+    that has no eligible row yet has a key but no column); ``defaults`` maps a device
+    to its default target and ``rules`` says why; ``row_counts`` counts all rows per
+    target and status (what :meth:`choice` reports as used and skipped).
+    """
 
     space: str
     latencies: pd.DataFrame
     keys: dict[str, TargetKey]
     origin: str = "<frame>"
+    defaults: dict[str, str] = field(default_factory=dict)
+    rules: dict[str, str] = field(default_factory=dict)
+    row_counts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    statuses: tuple[str, ...] | None = None
 
     # ------------------------------------------------------------- building
     @classmethod
-    def from_long(cls, frame: pd.DataFrame, space: str, origin: str = "<frame>") -> "TargetTable":
+    def from_long(
+        cls,
+        frame: pd.DataFrame,
+        space: str,
+        origin: str = "<frame>",
+        *,
+        statuses: Sequence[str] | None = None,
+        records: Mapping[str, DeviceRecord] | None = None,
+    ) -> "TargetTable":
         """Pivot a long table (``arch, device, latency_ms`` and optionally ``runtime, batch_size,
-        input_size``) into one column per target. Missing config columns default to
-        ``external`` / batch 1 / input 0 (unknown)."""
+        input_size, status``) into one column per target. Missing config columns default to
+        ``external`` / batch 1 / input 0 (unknown).
+
+        Target names come from every row and ``records`` (the devices' inventory entries);
+        only rows whose ``status`` is in ``statuses`` give latencies (all rows when None).
+        """
         if frame.empty:
-            return cls(space, pd.DataFrame(dtype="float64"), {}, origin)
+            return cls(space, pd.DataFrame(dtype="float64"), {}, origin, statuses=_tuple(statuses))
         long = frame.copy()
-        defaults = {"runtime": "external", "batch_size": 1, "input_size": 0}
-        for column, value in defaults.items():
+        for column, value in {"runtime": "external", "batch_size": 1, "input_size": 0, "status": "ok"}.items():
             if column not in long.columns:
                 long[column] = value
         long["batch_size"] = long["batch_size"].astype("int64")
         long["input_size"] = long["input_size"].fillna(0).astype("int64")
-        configs = long[list(TARGET_COLUMNS)].drop_duplicates()
-        names = _target_names([TargetKey(*row) for row in configs.itertuples(index=False, name=None)])
-        configs["target"] = [names[TargetKey(*row)][0] for row in configs.itertuples(index=False, name=None)]
-        long = long.merge(configs, on=list(TARGET_COLUMNS), how="left")
-        wide = long.groupby(["arch", "target"], sort=True)["latency_ms"].median().unstack("target")
-        wide = wide.reindex(sorted(wide.columns), axis=1)
-        wide.columns.name = None
-        wide.index = wide.index.astype(str)
-        wide.index.name = "arch"
-        keys = {name: key for key, (name, _) in names.items()}
-        return cls(space, wide.astype("float64"), dict(sorted(keys.items())), origin)
+        naming = name_targets(long[list(TARGET_COLUMNS)], records)
+        labels = pd.DataFrame(
+            [(*dataclasses.astuple(key), label) for label, key in naming.keys.items()], columns=[*TARGET_COLUMNS, "target"]
+        )
+        long = long.merge(labels, on=list(TARGET_COLUMNS), how="left")
+        counts = long.groupby(["target", "status"]).size().unstack("status", fill_value=0)
+        eligible = long if statuses is None else long[long["status"].isin(list(statuses))]
+        if eligible.empty:
+            wide = pd.DataFrame(dtype="float64", index=pd.Index([], name="arch", dtype=str))
+        else:
+            wide = eligible.groupby(["arch", "target"], sort=True)["latency_ms"].median().unstack("target")
+            wide = wide.reindex(sorted(wide.columns), axis=1)
+            wide.columns.name = None
+            wide.index = wide.index.astype(str)
+            wide.index.name = "arch"
+        return cls(space, wide.astype("float64"), naming.keys, origin, naming.defaults, naming.rules, counts,
+                   _tuple(statuses))
+
+    def with_latencies(self, latencies: pd.DataFrame) -> "TargetTable":
+        """A copy with other latencies (e.g. some rows held out) and the same names and defaults."""
+        return dataclasses.replace(self, latencies=latencies)
 
     # -------------------------------------------------------------- queries
     def names(self) -> list[str]:
@@ -115,29 +138,73 @@ class TargetTable:
         return sorted({key.device for key in self.keys.values()})
 
     def resolve(self, name: str) -> str:
-        """The target called ``name``; a device name works where that device has one configuration.
+        """The target called ``name``: a target label, a device (its default target) or the
+        explicit ``device:runtime:bN[:inS]`` form.
 
         Raises :class:`DataError` listing the known targets otherwise.
         """
         if name in self.keys:
             return name
         matches = [target for target, key in self.keys.items() if key.device == name]
+        if name in self.defaults and self.defaults[name] in self.keys:
+            return self.defaults[name]
         if len(matches) == 1:
             return matches[0]
-        if matches:
+        if matches:  # a table built without defaults (TargetTable(...) by hand)
             raise DataError(
                 f"{self.origin}: device {name!r} has {len(matches)} configurations in space {self.space!r}: "
                 f"{', '.join(matches)}; name one of them"
             )
+        explicit = self._explicit(name)
+        if explicit is not None:
+            return explicit
         known = self.names()
         shown = ", ".join(known[:30]) + (f", ... ({len(known)} in all)" if len(known) > 30 else "")
         raise DataError(
             f"{self.origin}: unknown device or target {name!r} in space {self.space!r}; known: {shown or 'none'}"
         )
 
+    def _explicit(self, name: str) -> str | None:
+        """The label of ``device:runtime:bN[:inS]`` where the device is named by its device name alone."""
+        parsed = parse_label(name)
+        if parsed is None:
+            return None
+        device, runtime, batch, size = parsed
+        found = [label for label, key in self.keys.items()
+                 if (key.device, key.runtime, key.batch_size) == (device, runtime, batch)
+                 and (size is None or key.input_size == size)]
+        if len(found) > 1:
+            raise DataError(f"{self.origin}: {name!r} was measured at {len(found)} input sizes: "
+                            f"{', '.join(sorted(found))}; name one of them")
+        return found[0] if found else None
+
+    def choice(self, name: str) -> TargetChoice:
+        """Which target ``name`` resolves to, why, and how many of its device's rows are used and skipped.
+
+        Example:
+            >>> frame = pd.DataFrame({"arch": ["a", "b", "a"], "device": ["d", "d", "d"], "latency_ms": [1.0, 2.0, 3.0],
+            ...                       "status": ["ok", "unstable", "ok"], "runtime": ["torch", "torch", "tflite"]})
+            >>> TargetTable.from_long(frame, "nasbench201", statuses=["ok"]).choice("d:torch:b1").line()
+            'target d:torch:b1 (named explicitly): 1 rows used (1 archs); skipped 1 unstable, 1 of other configurations (d:tflite:b1)'
+        """
+        target = self.resolve(name)
+        device = self.keys[target].device
+        rule = self.rules.get(device, RULE_EXPLICIT) if name == device else RULE_EXPLICIT
+        counts = self.row_counts.loc[target] if target in self.row_counts.index else pd.Series(dtype="int64")
+        eligible = list(counts.index) if self.statuses is None else [s for s in counts.index if s in self.statuses]
+        others = {label: int(self.row_counts.loc[label].sum()) for label, key in self.keys.items()
+                  if key.device == device and label != target and label in self.row_counts.index}
+        return TargetChoice(
+            requested=name, target=target, rule=rule, used_rows=int(counts[eligible].sum()),
+            used_archs=len(self.series(target)), skipped={str(s): int(n) for s, n in counts.items() if s not in eligible and n},
+            other_configurations=others,
+        )
+
     def series(self, name: str) -> pd.Series:
         """Measured latencies (ms) of one target, indexed by arch (unmeasured archs dropped)."""
         target = self.resolve(name)
+        if target not in self.latencies.columns:
+            return pd.Series(dtype="float64", name=target, index=pd.Index([], name="arch", dtype=str))
         values = self.latencies[target].dropna()
         values.name = target
         return values
@@ -157,9 +224,10 @@ class TargetTable:
     def without(self, names: Iterable[str]) -> "TargetTable":
         """A copy without the given targets (e.g. to hand a sampler no target data at all)."""
         drop = [self.resolve(n) for n in names]
-        wide = self.latencies.drop(columns=drop).dropna(how="all")
+        wide = self.latencies.drop(columns=[d for d in drop if d in self.latencies.columns]).dropna(how="all")
         keys = {k: v for k, v in self.keys.items() if k not in drop}
-        return TargetTable(self.space, wide, keys, self.origin)
+        defaults = {device: label for device, label in self.defaults.items() if label not in drop}
+        return dataclasses.replace(self, latencies=wide, keys=keys, defaults=defaults)
 
     def snapshot_hash(self, names: Iterable[str] | None = None) -> str:
         """SHA-256 over the (target, arch, latency) triples of ``names`` (all targets when None)."""
@@ -183,19 +251,8 @@ def snapshot_hash(series: Mapping[str, pd.Series]) -> str:
     return digest.hexdigest()
 
 
-def _target_names(keys: Sequence[TargetKey]) -> dict[TargetKey, tuple[str, TargetKey]]:
-    by_device: dict[str, list[TargetKey]] = {}
-    for key in keys:
-        by_device.setdefault(key.device, []).append(key)
-    names: dict[TargetKey, tuple[str, TargetKey]] = {}
-    for device, configs in by_device.items():
-        if len(configs) == 1:
-            names[configs[0]] = (device, configs[0])
-            continue
-        with_size = len({(c.runtime, c.batch_size) for c in configs}) < len(configs)
-        for config in configs:
-            names[config] = (config.label(with_input_size=with_size), config)
-    return names
+def _tuple(statuses: Sequence[str] | None) -> tuple[str, ...] | None:
+    return tuple(statuses) if statuses is not None else None
 
 
 def store_spaces(root: str | os.PathLike[str]) -> list[str]:
@@ -207,8 +264,10 @@ def store_spaces(root: str | os.PathLike[str]) -> list[str]:
 
 
 def load_table(store: Store | str | os.PathLike[str], space: str, *, statuses: Sequence[str] = ("ok",)) -> TargetTable:
-    """Read ``space``'s rows with a status in ``statuses`` from a store and pivot them.
+    """Read ``space``'s rows from a store and pivot those with a status in ``statuses``.
 
+    Target names and defaults come from all rows and the store's device records
+    (:mod:`farm.device_records`), so they are the same whatever ``statuses`` is.
     Raises :class:`DataError` when the store does not exist, is empty, or holds
     other search spaces only (the message names the ones it holds).
     """
@@ -217,10 +276,10 @@ def load_table(store: Store | str | os.PathLike[str], space: str, *, statuses: S
     if not store.root.is_dir():
         raise DataError(f"{origin}: no such store directory; pass --store DIR of a farm store")
     try:
-        frame = store.read(search_space=space, where={"status": list(statuses)}, columns=_READ_COLUMNS)
+        frame = store.read(search_space=space, columns=_READ_COLUMNS)
     except StoreError as error:
         raise DataError(f"{origin}: cannot read the store ({error}); check the directory is a farm store") from None
-    if frame.empty:
+    if not frame["status"].isin(list(statuses)).any():
         held = store_spaces(store.root)
         if not held:
             raise DataError(
@@ -230,7 +289,7 @@ def load_table(store: Store | str | os.PathLike[str], space: str, *, statuses: S
             f"{origin}: no {'/'.join(statuses)} rows for search space {space!r}; the store holds "
             f"{', '.join(held)}: pass --space accordingly (or a predictor trained on that space)"
         )
-    return TargetTable.from_long(frame, space, origin=origin)
+    return TargetTable.from_long(frame, space, origin=origin, statuses=statuses, records=read_records(store.root))
 
 
 # ---------------------------------------------------------------- normalisation
@@ -270,6 +329,7 @@ def split(archs: Sequence[str], n: int, seed: int) -> tuple[list[str], list[str]
 
 
 __all__ = [
+    "TARGET_COLUMNS",
     "DataError",
     "TargetKey",
     "TargetTable",

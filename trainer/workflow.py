@@ -48,6 +48,7 @@ from trainer.models.base import Predictor
 from trainer.models.training import EpochHook, reporting_epochs
 from trainer.progress import console_hook
 from trainer.samplers import DEFAULT_SAMPLER, get_sampler
+from trainer.targets import TargetChoice
 
 #: Candidate pool drawn with ``SearchSpace.sample`` for spaces too large to enumerate.
 SAMPLE_POOL = 10_000
@@ -92,11 +93,14 @@ class TransferResult:
     samples: int
     seconds: float
     fit: dict[str, float]
+    #: How ``target`` was chosen and which of its device's rows were used and skipped.
+    choice: TargetChoice | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description (no weights)."""
         return {"action": "transfer", "method": self.predictor.method, "space": self.predictor.space,
-                "target": self.target, "samples": self.samples, "seconds": round(self.seconds, 3), "fit": self.fit}
+                "target": self.target, "samples": self.samples, "seconds": round(self.seconds, 3), "fit": self.fit,
+                "choice": self.choice.to_dict() if self.choice is not None else None}
 
 
 def pretrain(
@@ -124,6 +128,10 @@ def pretrain(
     if cap_source_samples:
         source_samples = capped_source_samples(table, sources, source_samples)
     data = source_series(table, sources, source_samples, seed)
+    for source in sources:
+        choice = table.choice(source)
+        if choice.requested != choice.target or choice.skipped:  # a device resolved to one configuration, or rows skipped
+            say(choice.line())
     say(_pretrain_plan(name, table.space, data, source_samples))
     predictor = cls(table.space, seed=seed, **dict(hyper or {}))
     started = time.perf_counter()
@@ -174,23 +182,31 @@ def transfer(
     manifest: Mapping[str, Any] | None = None,
     hyper: Mapping[str, Any] | None = None,
     progress: bool | EpochHook = False,
+    say: Say = _quiet,
 ) -> TransferResult:
     """Adapt ``predictor`` (in place) to ``target`` with every row of it in ``table``.
 
     ``manifest`` is the predictor's saved manifest (from :func:`trainer.registry.load`):
     its sources are refused as targets and its history carries over on :func:`save`.
     ``hyper`` updates the method's hyper-parameters first (e.g. ``{"epochs": 1}``).
+    ``target`` is a device (its default target), a target label or ``device:runtime:bN``;
+    ``say`` receives one line naming the target chosen and the rows used and skipped.
     """
-    name = table.resolve(target)
+    choice = table.choice(target)
+    name = choice.target
     if manifest is not None and name in manifest.get("sources", []):
         raise UserError(f"--target {name!r} is one of the predictor's sources; transfer to a new device")
     samples = table.series(name)
     needed = type(predictor).min_target_samples
     if len(samples) < needed:
+        unstable = choice.skipped.get("unstable", 0)
+        hint = (f"{unstable} unstable rows were skipped: pass --include-unstable to learn from them, or "
+                if unstable else "")
         raise UserError(
             f"--target {name!r}: {len(samples)} measured archs in {table.origin}; method {predictor.method!r} "
-            f"needs at least {needed}: measure the archs `trainer sample` names, then retry"
+            f"needs at least {needed}: {hint}measure the archs `trainer sample` names, then retry"
         )
+    say(choice.line())
     predictor.hyper.update(dict(hyper or {}))
     started = time.perf_counter()
     with reporting_epochs(console_hook(progress)):
@@ -199,7 +215,7 @@ def transfer(
     fit = fit_metrics(predictor, name, samples)
     update = registry.ManifestUpdate("transfer", target=name, samples={name: len(samples)},
                                      snapshot=snapshot_hash({name: samples}), fit_metrics={name: fit})
-    return TransferResult(predictor, update, manifest, name, len(samples), seconds, fit)
+    return TransferResult(predictor, update, manifest, name, len(samples), seconds, fit, choice)
 
 
 def save(result: PretrainResult | TransferResult, folder: str | Path) -> Path:

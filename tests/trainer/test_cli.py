@@ -220,10 +220,20 @@ def test_include_unstable_lets_transfer_use_rows_the_farm_flagged(capsys, store_
     transfer = ["transfer", "--predictor", str(tmp_path / "pred"), "--store", str(store), "--target", "shaky-cpu",
                 "--out", str(tmp_path / "pred2")]
     code, _, err = run(capsys, *transfer)
-    assert code == 2 and "shaky-cpu" in err
-    code, _, err = run(capsys, *transfer, "--include-unstable")
+    assert code == 2 and "--target 'shaky-cpu': 0 measured archs" in err and "20 unstable rows were skipped" in err
+    code, out, err = run(capsys, *transfer, "--include-unstable")
     assert code == 0, err
     assert registry.read_manifest(tmp_path / "pred2")["samples"]["targets"] == {"shaky-cpu": 20}
+    assert "target shaky-cpu (the device's only configuration): 20 rows used (20 archs); skipped none" in out
+
+
+def test_transfer_names_its_target_and_the_explicit_form_works(capsys, store_dir, predictor_dir, tmp_path):
+    code, out, err = run(capsys, "transfer", "--predictor", str(predictor_dir), "--store", str(store_dir),
+                         "--target", "pixel2:external:b1", "--out", str(tmp_path / "p2"), "--json")
+    assert code == 0, err
+    described = json.loads(out)
+    assert described["target"] == "pixel2" and described["choice"]["rule"] == "named explicitly"
+    assert "target pixel2:external:b1 -> pixel2 (named explicitly): 20 rows used (20 archs); skipped none" in err
 
 
 def test_json_flags_describe_each_verb_and_send_human_lines_to_stderr(capsys, store_dir, tmp_path):

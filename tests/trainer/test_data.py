@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from farm.device_records import DeviceRecord, DeviceRecordError, write_record
 from farm.store import Store
 from trainer.data import DataError, TargetTable, choose, fit_scalers, load_table, snapshot_hash, split
+from trainer.targets import RULE_INVENTORY, RULE_MOST_ROWS
 
 ARCH_A = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 ARCH_B = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
@@ -44,9 +46,9 @@ def test_several_configurations_of_a_device_are_separate_targets(tmp_path):
     assert table.names() == ["cpu-a:tflite:b1", "cpu-a:torch:b1", "cpu-a:torch:b8", "pi"]
     assert table.series("cpu-a:torch:b1").to_dict() == {ARCH_A: 2.0}
     assert table.series("cpu-a:torch:b8").to_dict() == {ARCH_B: 9.0}  # the failed row is not read
-    assert table.resolve("pi") == "pi"
-    with pytest.raises(DataError, match="has 3 configurations"):
-        table.resolve("cpu-a")
+    assert table.resolve("pi") == "pi" and table.resolve("pi:torch:b1") == "pi"
+    # No device record: the default is the configuration with the most rows of any status (torch:b1, 4 rows).
+    assert table.resolve("cpu-a") == "cpu-a:torch:b1"
     assert table.without(["pi"]).names() == ["cpu-a:tflite:b1", "cpu-a:torch:b1", "cpu-a:torch:b8"]
 
 
@@ -88,3 +90,68 @@ def test_from_long_without_config_columns():
     frame = pd.DataFrame({"arch": [ARCH_A, ARCH_B], "device": ["d", "d"], "latency_ms": [1.0, 2.0]})
     table = TargetTable.from_long(frame, "nasbench201")
     assert table.archs("d") == sorted([ARCH_A, ARCH_B]) and table.common_archs(["d"]) == table.archs()
+
+
+def _flip_store(folder: Path) -> Path:
+    """The issue-10 case: ``cpu-local`` has ok torchscript rows and, so far, only unstable eager-torch rows."""
+    Store(folder).append([
+        _row("cpu-local", ARCH_A, 1.0, runtime="torchscript"), _row("cpu-local", ARCH_B, 2.0, runtime="torchscript"),
+        _row("cpu-local", ARCH_A, 1.5, status="unstable"), _row("cpu-local", ARCH_B, 2.5, status="unstable"),
+        _row("cpu-local", ARCH_B, 2.4, status="unstable"), _row("cpu-local", ARCH_A, 9.0, runtime="torchscript", status="failed"),
+    ])
+    return folder
+
+
+@pytest.mark.parametrize("with_record", [True, False])
+def test_target_names_and_defaults_do_not_flip_when_unstable_rows_are_loaded(tmp_path, with_record):
+    store = _flip_store(tmp_path)
+    if with_record:  # the inventory lists eager torch first: that is the default target, measured or not
+        write_record(store, DeviceRecord("cpu-local", "cpu", None, ("torch", "torchscript"), (1,), 1, None))
+    ok_only = load_table(store, "nasbench201")
+    with_unstable = load_table(store, "nasbench201", statuses=("ok", "unstable"))
+    assert ok_only.keys == with_unstable.keys
+    assert sorted(ok_only.keys) == ["cpu-local:torch:b1", "cpu-local:torchscript:b1"]
+    expected = "cpu-local:torch:b1"  # record: inventory first; no record: most rows of any status (3 against 3, torch < torchscript)
+    assert ok_only.resolve("cpu-local") == with_unstable.resolve("cpu-local") == expected
+    rule = RULE_INVENTORY if with_record else RULE_MOST_ROWS
+    first, second = ok_only.choice("cpu-local"), with_unstable.choice("cpu-local")
+    assert (first.target, first.rule) == (second.target, second.rule) == (expected, rule)
+    # ok only: the default has no usable row yet (transfer then says how many it needs), and says why.
+    assert (first.used_rows, first.skipped, first.other_configurations) == (0, {"unstable": 3}, {"cpu-local:torchscript:b1": 3})
+    assert (second.used_rows, second.used_archs, second.skipped) == (3, 2, {})
+    assert first.line() == (f"target cpu-local -> cpu-local:torch:b1 ({rule}): 0 rows used (0 archs); "
+                            "skipped 3 unstable, 3 of other configurations (cpu-local:torchscript:b1)")
+    assert ok_only.series("cpu-local").empty and with_unstable.series("cpu-local").to_dict() == {ARCH_A: 1.5, ARCH_B: 2.45}
+
+
+def test_the_explicit_form_names_any_configuration(tmp_path):
+    store = _flip_store(tmp_path)
+    write_record(store, DeviceRecord("cpu-local", "cpu", None, ("torchscript", "torch"), (1, 8), 1, None))
+    table = load_table(store, "nasbench201")
+    assert table.resolve("cpu-local") == "cpu-local:torchscript:b1"
+    assert table.resolve("cpu-local:torch:b1") == "cpu-local:torch:b1"
+    assert table.resolve("cpu-local:torchscript:b1:in32") == "cpu-local:torchscript:b1"
+    choice = table.choice("cpu-local:torchscript:b1")
+    assert (choice.rule, choice.used_rows, choice.skipped) == ("named explicitly", 2, {"failed": 1})
+    # The inventory's batch size 8 was never measured: it is a known target, with nothing to learn from yet.
+    assert "cpu-local:torch:b8" in table.keys and table.series("cpu-local:torch:b8").empty
+    assert "cpu-local:torch:b8" not in table.names()
+    with pytest.raises(DataError, match="unknown device or target 'cpu-local:tflite:b1'"):
+        table.resolve("cpu-local:tflite:b1")
+
+
+def test_a_device_with_one_configuration_keeps_its_plain_name_and_records_of_other_spaces_are_ignored(tmp_path):
+    Store(tmp_path).append([_row("pi", ARCH_A, 1.0), _row("pi", ARCH_B, 2.0, status="unstable")])
+    write_record(tmp_path, DeviceRecord("pi", "ssh", "raspberrypi4", ("torch",), (1,), 4, None))
+    write_record(tmp_path, DeviceRecord("jetson", "ssh", None, ("torch", "tflite"), (1,), 4, None))
+    table = load_table(tmp_path, "nasbench201")
+    assert list(table.keys) == ["pi"] and table.resolve("pi:torch:b1") == "pi"
+    assert table.choice("pi").line() == "target pi (the device's only configuration): 1 rows used (1 archs); skipped 1 unstable"
+
+
+def test_a_corrupt_device_record_is_a_one_line_user_error(tmp_path):
+    Store(tmp_path).append([_row("pi", ARCH_A, 1.0)])
+    (tmp_path / "_devices").mkdir()
+    (tmp_path / "_devices" / "pi.json").write_text('{"device": "pi", "kind": "ssh", "runtimes": [], "batch_sizes": [1]}')
+    with pytest.raises(DeviceRecordError, match=r"pi.json: field 'runtimes': expected a non-empty list"):
+        load_table(tmp_path, "nasbench201")
