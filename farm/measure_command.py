@@ -17,9 +17,12 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from farm.errors import UserError, exit_on_user_error
+
+if TYPE_CHECKING:
+    from farm.anchoring import AnchoringReport
 
 logger = logging.getLogger("farm.measure")
 
@@ -50,6 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--trim", type=float, help="fraction trimmed at each end")
     parser.add_argument("--job-size", type=int, default=50, help="archs per job, measured together (default 50)")
+    anchoring = parser.add_mutually_exclusive_group()
+    anchoring.add_argument(
+        "--anchors", type=int, metavar="N",
+        help="drift anchors measured in every job: N of HELP's reference archs (default 3 for interleaved, 0 otherwise)",
+    )
+    anchoring.add_argument("--no-anchors", action="store_true", help="measure no drift anchors (same as --anchors 0)")
     parser.add_argument("--max-attempts", type=int, default=3, help="tries per job on retryable errors (default 3)")
     parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else start a local Ray)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar; one log line per job instead")
@@ -129,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
     archs = select_archs(args, space)
     if args.job_size < 1 or args.max_attempts < 1:
         raise UserError("--job-size and --max-attempts must be >= 1")
+    anchors = 0 if args.no_anchors else args.anchors
+    check_anchors(space.name, anchors)
 
     from farm.run import CampaignConfig, connect, make_protocol, run_campaign
 
@@ -136,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         search_space=space.name, archs=archs, devices=devices, store_root=args.store,
         protocol=args.protocol, warmup=args.warmup, runs=args.runs, trim=args.trim, rounds=args.rounds,
         quantile=args.quantile,
-        job_size=args.job_size, max_attempts=args.max_attempts, seed=args.seed,
+        job_size=args.job_size, anchors=anchors, max_attempts=args.max_attempts, seed=args.seed,
         progress=not args.quiet and not args.json,
     )
     for device in devices:
@@ -151,13 +162,40 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if started_here:
             ray.shutdown()
+    reports = campaign_anchoring(args.store, summary.campaign_id)
     if args.json:
-        json.dump(summary.to_dict(), sys.stdout, indent=1, default=str)
+        json.dump({**summary.to_dict(), "anchoring": [r.to_dict() for r in reports]}, sys.stdout, indent=1, default=str)
         sys.stdout.write("\n")
     else:
         print(summary.render())
+        for report in reports:
+            print(report.render())
     totals = summary.totals()
     return 1 if totals["failed"] or totals["not_measured"] else 0
+
+
+def check_anchors(space: str, anchors: int | None) -> None:
+    """``--anchors`` must be between 0 and the space's number of reference archs."""
+    from farm.anchoring import anchor_archs
+
+    if anchors is None:
+        return
+    if anchors < 0:
+        raise UserError(f"--anchors {anchors}: must be >= 0 (0 measures no anchors)")
+    try:
+        anchor_archs(space, anchors)
+    except ValueError as exc:
+        raise UserError(f"--anchors {anchors}: {exc}") from None
+
+
+def campaign_anchoring(store: str, campaign_id: str) -> list["AnchoringReport"]:
+    """What anchoring saw in this campaign, per device and configuration (``farm.anchoring.anchoring_report``)."""
+    from farm.anchoring import GROUP_COLUMNS, anchoring_report
+    from farm.store import Store
+
+    columns = [*GROUP_COLUMNS, "job_id", "anchor_ms", "is_anchor", "arch", "status", "latency_ms", "samples_ms"]
+    frame = Store(store).read(columns=columns, where={"campaign_id": campaign_id})
+    return anchoring_report(frame) if not frame.empty else []
 
 
 def _log_job(result: object) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from farm.anchoring import anchor_archs
 from farm.measure_command import main, read_arch_file
 from farm.spaces import get
 from farm.store import Store
@@ -26,6 +27,7 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path: Path) -> Non
         "space": (["--space", "mobilenet"], ["unknown search space 'mobilenet'", "nasbench201"]),
         "archs": (["--archs", str(archs)], [f"{archs}: line 5:"]),
         "quantile": (["--sample", "1", "--quantile", "1.5"], ["quantile 1.5 is out of range", "0 <= quantile <= 1"]),
+        "anchors": (["--sample", "1", "--anchors", "11"], ["--anchors 11: at most 10 anchors for nasbench201"]),
     }
     processes = {
         name: subprocess.Popen([sys.executable, "measure.py", *argv, "--store", str(tmp_path / "m")], cwd=REPO,
@@ -67,7 +69,10 @@ def test_default_inventory_measures_this_cpu_and_resumes(tmp_path: Path, capsys,
     summary = json.loads(capsys.readouterr().out)
     device = summary["devices"][0]
     assert device["device"] == "cpu-local" and device["kind"] == "cpu"
-    rows = Store(store).read()
+    every = Store(store).read()
+    rows = every[~every["is_anchor"]]  # the drift anchors every interleaved job adds are reported apart
+    assert set(every.loc[every["is_anchor"], "arch"]) == set(anchor_archs("nasbench201"))
+    assert summary["anchoring"] and summary["anchoring"][0]["anchored_jobs"] >= 1
     runtimes = set(rows["runtime"])
     assert device["requested"] == 2 * len(runtimes) and len(rows) == device["requested"]  # every key has an outcome
     torch_rows = rows[rows["runtime"] == "torch"]
@@ -78,7 +83,7 @@ def test_default_inventory_measures_this_cpu_and_resumes(tmp_path: Path, capsys,
     assert set(torch_rows["device_kind"]) == {"cpu"}
     assert code == (1 if device["failed"] else 0)
     if "torchscript" in runtimes:
-        assert summary["builds"] == 2  # torchscript models are built as Ray tasks
+        assert summary["builds"] == 2 + 3  # torchscript models (2 archs, 3 anchors) are built as Ray tasks
 
     # a second run skips what is already ok
     main(argv)
