@@ -22,6 +22,8 @@ import abc
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
+from agents.telemetry import Telemetry, from_cores
+
 
 class AgentError(Exception):
     """Base of every error an agent raises. ``retryable`` tells the farm whether to try again."""
@@ -101,6 +103,10 @@ class DeviceFacts:
         """The hottest sensor, or ``None`` where the device reports none."""
         return max(self.temperatures_c.values()) if self.temperatures_c else None
 
+    def telemetry(self) -> Telemetry:
+        """Hottest sane sensor, mean clock and governor over every reported core."""
+        return from_cores(self.governor, self.frequencies_khz, self.temperatures_c)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -124,6 +130,13 @@ class Agent(abc.ABC):
     @abc.abstractmethod
     def run(self, artifacts: Sequence[Artifact], schedule: Sequence[Burst]) -> list[list[float]]:
         """Execute ``schedule`` and return, per artifact, all its timed runs in milliseconds."""
+
+    def telemetry(self) -> Telemetry:
+        """Temperature, CPU clock and governor now (read before and after each job).
+
+        This default probes the device; agents override it with a cheaper read.
+        """
+        return self.probe().telemetry()
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and remote files. Safe to call twice."""

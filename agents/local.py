@@ -59,6 +59,7 @@ from agents.base import (
     DeviceUnavailable,
     RunFailed,
 )
+from agents.telemetry import Telemetry, from_cores
 
 if TYPE_CHECKING:
     from farm.inventory import Device, Hygiene
@@ -259,6 +260,11 @@ class LocalAgent(BurstAgent):
         """The hottest thermal sensor now, or ``None`` where the machine exposes none."""
         readings = read_temperatures(self.host_root)
         return max(readings.values()) if readings else None
+
+    def telemetry(self) -> Telemetry:
+        """Hottest sensor, mean current clock and governor of the cores this process may run on (sysfs reads)."""
+        governors, frequencies = read_cpufreq(self.host_root)
+        return from_cores(governors, frequencies, read_temperatures(self.host_root), cores=os.sched_getaffinity(0))
 
     def cool_down(self) -> None:
         """Sleep ``cooldown_s``, then wait until below ``max_temperature_c`` (if set and readable)."""

@@ -12,7 +12,7 @@ and again after a retryable failure), *prepare* (per artifact; a rejected
 artifact becomes a ``failed`` row and the rest of the batch goes on) and *run*
 (``farm.protocol.measure_batch`` over the whole batch). Hygiene (affinity,
 cool-down, temperature limit) is the agent's business, done on the device at
-the start of each ``run``; the actor records the temperature before and after
+the start of each ``run``; the actor records the telemetry (temperature, clock, governor) before and after
 each job in the rows. Errors come back inside the :class:`~farm.jobs.JobResult`,
 typed, never raised, so the driver decides about retries.
 
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import ray
 
 from agents.base import Agent, AgentError, ArtifactRejected, Artifact
+from agents.telemetry import Telemetry
 from farm.builds import materialize
 from farm.jobs import BuildResult, Job, JobResult, failed_row, measured_row
 
@@ -149,7 +150,7 @@ class DeviceWorker:
         stage = "connect"
         try:
             agent = self._connect()
-            temperature_start = self._temperature(agent)
+            telemetry_start = self._telemetry(agent)
             stage = "prepare"
             artifacts = self._prepare(agent, job, builds, result)
             if not artifacts:
@@ -159,12 +160,12 @@ class DeviceWorker:
 
             seed = zlib.crc32(job.job_id.encode()) + job.attempt
             summaries = measure_batch(agent, artifacts, self.protocol, seed=seed)
-            temperatures = (temperature_start, self._temperature(agent))
+            telemetry = (telemetry_start, self._telemetry(agent))
             for artifact, summary in zip(artifacts, summaries):
                 result.rows.append(
                     measured_row(
                         self.device, self.campaign_id, artifact, self.protocol, summary,
-                        host=self.host, temperatures=temperatures,
+                        host=self.host, telemetry=telemetry,
                     )
                 )
         except Exception as error:  # noqa: BLE001 - every failure is reported to the driver, typed
@@ -213,13 +214,12 @@ class DeviceWorker:
     def _failed(self, artifact: Artifact, error: str) -> dict[str, Any]:
         return failed_row(self.device, self.campaign_id, artifact, self.protocol, error, host=self.host)
 
-    def _temperature(self, agent: Agent) -> float | None:
-        """The hottest sensor now: the agent's cheap ``temperature_c()`` where it has one, else a probe."""
+    def _telemetry(self, agent: Agent) -> Telemetry:
+        """Temperature, clock and governor now (``Agent.telemetry``); empty when the device cannot say."""
         try:
-            reader = getattr(agent, "temperature_c", None)
-            return reader() if callable(reader) else agent.probe().max_temperature_c()
+            return agent.telemetry()
         except AgentError:
-            return None
+            return Telemetry()
 
     def _drop_agent(self) -> None:
         agent, self.agent = self.agent, None

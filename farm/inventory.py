@@ -28,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from farm.errors import UserError
+from farm.intervals import DEFAULT_MAX_CI
 
 __all__ = [
     "ADBConfig",
@@ -82,9 +83,11 @@ class ProtocolSettings(_Model):
     """Per-device protocol choice and overrides; ``None`` keeps the protocol's default.
 
     ``rounds`` and ``quantile`` (the estimator: 0.1, the lower decile, by default;
-    0.5 for the median) only apply to ``interleaved``. ``max_cv`` and ``max_repeats`` drive the
-    stability rule: an arch whose coefficient of variation stays above ``max_cv`` after
-    ``max_repeats`` re-measurements is stored with status ``unstable``.
+    0.5 for the median) only apply to ``interleaved``. ``max_ci`` and ``max_repeats`` drive the
+    stability verdict: an arch whose confidence interval's relative half-width stays above
+    ``max_ci`` after ``max_repeats`` re-measurements is stored with status ``unstable``.
+    ``max_cv`` (the former CV limit) is still accepted so old inventories load, and ignored:
+    the CV of the runs measures the host's interference, not the precision of the estimate.
     """
 
     name: ProtocolName = "interleaved"
@@ -93,7 +96,8 @@ class ProtocolSettings(_Model):
     rounds: int | None = Field(default=None, ge=1)
     quantile: float | None = Field(default=None, ge=0.0, le=1.0)
     trim: float | None = Field(default=None, ge=0.0, lt=0.5)
-    max_cv: float = Field(default=0.05, gt=0.0)
+    max_ci: float = Field(default=DEFAULT_MAX_CI, gt=0.0)
+    max_cv: float | None = Field(default=None, gt=0.0)
     max_repeats: int = Field(default=2, ge=0)
 
     @model_validator(mode="after")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import farm
 from agents.base import Artifact
+from agents.telemetry import Telemetry
 from farm.store import new_measurement_id, utc_now
 
 if TYPE_CHECKING:
@@ -158,14 +159,32 @@ def measured_row(
     *,
     host: str,
     temperatures: tuple[float | None, float | None] = (None, None),
+    telemetry: tuple[Telemetry, Telemetry] | None = None,
 ) -> dict[str, Any]:
-    """A row for a measured artifact: status ``ok``, or ``unstable`` when its CV stayed above the limit."""
+    """A row for a measured artifact: ``ok``, or ``unstable`` when its interval stayed wider than ``max_ci``.
+
+    ``telemetry`` (start, end of the job), where given, fills the temperature, clock and governor columns.
+    """
     row = base_row(device, campaign_id, artifact, protocol, host)
     row.update(summary.row_fields())
     row["temperature_start_c"], row["temperature_end_c"] = temperatures
-    row["status"] = "unstable" if summary.unstable else "ok"
-    row["error"] = f"cv {summary.cv:.3f} > max_cv after {summary.repeats} repeat(s)" if summary.unstable else None
+    if telemetry is not None:
+        row.update(telemetry_fields(*telemetry))
+    row["status"] = summary.status
+    row["error"] = summary.instability
     return row
+
+
+def telemetry_fields(start: Telemetry, end: Telemetry) -> dict[str, Any]:
+    """The telemetry columns of a row; ``governor`` joins the distinct governors seen at start and end."""
+    governors = sorted({name for reading in (start, end) if reading.governor for name in reading.governor.split(",")})
+    return {
+        "temperature_start_c": start.temperature_c,
+        "temperature_end_c": end.temperature_c,
+        "cpu_freq_start_mhz": start.cpu_freq_mhz,
+        "cpu_freq_end_mhz": end.cpu_freq_mhz,
+        "governor": ",".join(governors) or None,
+    }
 
 
 def failed_row(

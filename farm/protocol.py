@@ -23,11 +23,15 @@ Three protocols, selectable per device (``inventory.yaml``) and per campaign:
     each batch is averaged after discarding values outside its lower and upper
     quartiles; the batch averages are trimmed the same way and averaged again.
 
-Every :class:`Summary` keeps mean, trimmed mean, median, std, min, max and the
-coefficient of variation. **Stability rule:** an arch whose CV exceeds
-``max_cv`` is measured again (up to ``max_repeats`` times); the new timed runs
-join the earlier ones, and if the CV over all of them stays above ``max_cv`` the
-summary is flagged ``unstable``.
+Every :class:`Summary` keeps mean, trimmed mean, median, std, min, max, the
+coefficient of variation (descriptive) and a confidence interval
+[``ci_low_ms``, ``ci_high_ms``] on the estimate (:mod:`farm.intervals`, nominal
+level :data:`farm.intervals.CI_LEVEL`). **Stability rule (the verdict):** an arch
+whose interval's relative half-width exceeds ``max_ci`` is measured again (up to
+``max_repeats`` times); the new timed runs join the earlier ones, and if the
+interval over all of them is still wider than ``max_ci`` the summary is flagged
+``unstable``. The CV is not part of the verdict: with a quantile estimator it
+measures the host's interference between bursts, not the precision of the estimate.
 
 Example:
     >>> protocol = make("interleaved", rounds=2, warmup=1, runs=3)
@@ -49,6 +53,7 @@ import numpy as np
 
 from agents.base import Agent, Artifact, Burst, RunFailed
 from farm.errors import UserError
+from farm.intervals import DEFAULT_MAX_CI, quantile_interval, relative_half_width, trimmed_mean_interval
 
 __all__ = [
     "HelpProtocol",
@@ -82,9 +87,11 @@ class Summary:
     lower decile (``interleaved``).
     ``mean_ms``, ``median_ms``, ``std_ms`` (sample std), ``min_ms`` and ``max_ms``
     describe all timed runs. ``cv`` is std/mean of the runs left after trimming
-    ``trim`` at each end, i.e. the spread the estimate actually sees, so one
-    scheduler hiccup does not flag an otherwise steady arch. ``trimmed_mean_ms``
-    is the mean of those same runs.
+    ``trim`` at each end, i.e. the spread of the runs (descriptive: it is not the
+    precision of the estimate). ``trimmed_mean_ms`` is the mean of those same runs.
+    ``ci_low_ms``/``ci_high_ms`` bound ``latency_ms`` at the nominal level
+    :data:`farm.intervals.CI_LEVEL` (NaN where the runs hold no information on it,
+    e.g. a single burst). ``instability`` says why an ``unstable`` summary is one.
     """
 
     latency_ms: float
@@ -98,11 +105,19 @@ class Summary:
     unstable: bool = False
     repeats: int = 0
     trimmed_mean_ms: float = math.nan
+    ci_low_ms: float = math.nan
+    ci_high_ms: float = math.nan
+    instability: str | None = None
 
     @property
     def status(self) -> str:
         """The store's status for this measurement: ``ok`` or ``unstable``."""
         return "unstable" if self.unstable else "ok"
+
+    @property
+    def relative_ci(self) -> float:
+        """The interval's relative half-width ``(ci_high - ci_low) / 2 / latency``; NaN without an interval."""
+        return relative_half_width(self.ci_low_ms, self.ci_high_ms, self.latency_ms)
 
     def row_fields(self) -> dict[str, Any]:
         """The store columns this summary fills (see ``farm.store.SCHEMA``)."""
@@ -113,6 +128,8 @@ class Summary:
             "min_ms": self.min_ms,
             "max_ms": self.max_ms,
             "cv": self.cv,
+            "ci_low_ms": self.ci_low_ms if math.isfinite(self.ci_low_ms) else None,
+            "ci_high_ms": self.ci_high_ms if math.isfinite(self.ci_high_ms) else None,
             "samples_ms": list(self.samples_ms),
         }
 
@@ -151,7 +168,7 @@ class Protocol(abc.ABC):
     warmup: int
     runs: int
     trim: float
-    max_cv: float = 0.05
+    max_ci: float = DEFAULT_MAX_CI
     max_repeats: int = 2
 
     def __post_init__(self) -> None:
@@ -160,8 +177,8 @@ class Protocol(abc.ABC):
         _check(self.name, "max_repeats", self.max_repeats, minimum=0)
         if not 0.0 <= self.trim < 0.5:
             raise ProtocolError(f"protocol {self.name}: trim {self.trim} is out of range; use 0 <= trim < 0.5")
-        if not self.max_cv > 0.0:
-            raise ProtocolError(f"protocol {self.name}: max_cv {self.max_cv} must be > 0")
+        if isinstance(self.max_ci, bool) or not self.max_ci > 0.0:
+            raise ProtocolError(f"protocol {self.name}: max_ci {self.max_ci} must be > 0 (a relative half-width, e.g. 0.05)")
 
     @abc.abstractmethod
     def schedule(self, n_archs: int, seed: int = 0) -> list[Burst]:
@@ -170,6 +187,10 @@ class Protocol(abc.ABC):
     @abc.abstractmethod
     def estimate(self, samples: np.ndarray) -> float:
         """The latency estimate of one arch from its timed runs."""
+
+    @abc.abstractmethod
+    def interval(self, samples: np.ndarray) -> tuple[float, float]:
+        """The confidence interval of :meth:`estimate` (level ``farm.intervals.CI_LEVEL``); NaNs if unknown."""
 
     def summarize(self, samples_ms: Sequence[float]) -> Summary:
         """Summary of one arch's timed runs; raises ``ValueError`` on an empty or non-finite list."""
@@ -181,6 +202,7 @@ class Protocol(abc.ABC):
         kept = trimmed(samples, self.trim)
         kept_mean = float(kept.mean())
         kept_std = float(kept.std(ddof=1)) if kept.size > 1 else 0.0
+        ci_low, ci_high = self.interval(samples)
         return Summary(
             latency_ms=float(self.estimate(samples)),
             mean_ms=float(samples.mean()),
@@ -191,7 +213,13 @@ class Protocol(abc.ABC):
             cv=kept_std / kept_mean if kept_mean > 0 else 0.0,
             samples_ms=[float(v) for v in samples],
             trimmed_mean_ms=kept_mean,
+            ci_low_ms=ci_low,
+            ci_high_ms=ci_high,
         )
+
+    def too_wide(self, summary: Summary) -> bool:
+        """The verdict: the estimate's interval is wider than ``max_ci`` (an estimate without one is not judged)."""
+        return summary.relative_ci > self.max_ci
 
     @property
     def label(self) -> str:
@@ -241,6 +269,10 @@ class HelpProtocol(Protocol):
     def estimate(self, samples: np.ndarray) -> float:
         return float(trimmed(samples, self.trim).mean())
 
+    def interval(self, samples: np.ndarray) -> tuple[float, float]:
+        """Tukey-McLaughlin interval of the trimmed mean; the runs of one sequential burst taken as independent."""
+        return trimmed_mean_interval(samples, self.trim)
+
 
 @dataclass(frozen=True)
 class LatBenchProtocol(Protocol):
@@ -266,8 +298,16 @@ class LatBenchProtocol(Protocol):
         return [Burst(index=i, warmup=self.warmup, runs=self.runs) for i in range(n_archs)]
 
     def estimate(self, samples: np.ndarray) -> float:
+        return quartile_mean(self.batch_means(samples))
+
+    def interval(self, samples: np.ndarray) -> tuple[float, float]:
+        """Tukey-McLaughlin interval of the batch means' quartile-trimmed mean (batches as the independent units)."""
+        return trimmed_mean_interval(self.batch_means(samples), self.trim)
+
+    def batch_means(self, samples: np.ndarray) -> np.ndarray:
+        """Each batch of ``batch`` consecutive runs averaged inside its quartiles."""
         batches = [samples[start : start + self.batch] for start in range(0, len(samples), self.batch)]
-        return quartile_mean(np.array([quartile_mean(b) for b in batches]))
+        return np.array([quartile_mean(b) for b in batches])
 
 
 @dataclass(frozen=True)
@@ -326,6 +366,10 @@ class InterleavedProtocol(Protocol):
     def estimate(self, samples: np.ndarray) -> float:
         return float(np.quantile(samples, self.quantile))
 
+    def interval(self, samples: np.ndarray) -> tuple[float, float]:
+        """Burst bootstrap of the quantile: the runs come in bursts of ``runs``, and the noise is between bursts."""
+        return quantile_interval(samples, self.runs, self.quantile)
+
     def timed_runs(self) -> int:
         return self.rounds * self.runs
 
@@ -348,17 +392,19 @@ PROTOCOLS: dict[str, type[Protocol]] = {
     cls.name: cls for cls in (InterleavedProtocol, HelpProtocol, LatBenchProtocol)
 }
 
-_OVERRIDABLE = ("warmup", "runs", "trim", "rounds", "quantile", "max_cv", "max_repeats")
+_OVERRIDABLE = ("warmup", "runs", "trim", "rounds", "quantile", "max_ci", "max_repeats")
 _INTERLEAVED_ONLY = ("rounds", "quantile")
+_LEGACY = ("max_cv",)
+"""Accepted and ignored: the CV limit of the verdict before the interval replaced it."""
 
 
 def make(settings: Any = None, **overrides: Any) -> Protocol:
     """Build a protocol from inventory settings (or a name), then apply campaign overrides.
 
     ``settings`` is a ``farm.inventory.ProtocolSettings``, a protocol name, or ``None``
-    (interleaved). ``overrides`` (warmup, runs, trim, rounds, quantile, max_cv, max_repeats)
+    (interleaved). ``overrides`` (warmup, runs, trim, rounds, quantile, max_ci, max_repeats)
     win over the settings; ``None`` values are ignored so CLI options can be passed
-    through as they are.
+    through as they are. ``max_cv`` (the old CV limit) is accepted and ignored.
 
     Example:
         >>> make("help", runs=20).row_fields()
@@ -372,6 +418,7 @@ def make(settings: Any = None, **overrides: Any) -> Protocol:
         values = {key: getattr(settings, key, None) for key in _OVERRIDABLE}
     if name not in PROTOCOLS:
         raise ProtocolError(f"unknown protocol {name!r}; choose one of: {', '.join(PROTOCOLS)}")
+    overrides = {key: value for key, value in overrides.items() if key not in _LEGACY}
     unknown = sorted(set(overrides) - set(_OVERRIDABLE))
     if unknown:
         raise ProtocolError(f"protocol {name}: unknown parameter(s) {', '.join(unknown)}")
@@ -392,13 +439,15 @@ def measure_batch(
 ) -> list[Summary]:
     """Measure ``artifacts`` on ``agent`` with ``protocol``; one :class:`Summary` each, in order.
 
-    The whole batch runs as one schedule (``agent.run``). Archs whose CV exceeds
-    ``protocol.max_cv`` are then measured again together, up to ``max_repeats``
-    times (seed ``seed + attempt``). Each re-measurement adds its timed runs to the
-    arch's earlier ones and the summary is taken over all of them, so a repeat
-    forced by a noisy minute buys precision instead of a draw between attempts
-    taken at different times. An arch whose pooled CV is still above ``max_cv`` is
-    flagged ``unstable``; ``Summary.repeats`` counts its re-measurements. Agent
+    The whole batch runs as one schedule (``agent.run``). Archs whose interval is
+    wider than ``protocol.max_ci`` (relative half-width) are then measured again
+    together, up to ``max_repeats`` times (seed ``seed + attempt``). Each
+    re-measurement adds its timed runs (more bursts) to the arch's earlier ones and
+    the summary is taken over all of them, so a repeat forced by a noisy minute buys
+    precision instead of a draw between attempts taken at different times. An arch
+    whose pooled interval is still wider than ``max_ci`` is flagged ``unstable``,
+    with the reason in ``Summary.instability``; ``Summary.repeats`` counts its
+    re-measurements. Agent
     errors propagate; an arch that comes back without timed runs raises
     :class:`agents.base.RunFailed`.
     """
@@ -408,7 +457,7 @@ def measure_batch(
     summaries = [_summarize(artifact, runs, protocol) for artifact, runs in zip(artifacts, samples)]
     attempts = [0] * len(artifacts)
     for attempt in range(1, protocol.max_repeats + 1):
-        shaky = [i for i, summary in enumerate(summaries) if summary.cv > protocol.max_cv]
+        shaky = [i for i, summary in enumerate(summaries) if protocol.too_wide(summary)]
         if not shaky:
             break
         again = _run(agent, [artifacts[i] for i in shaky], protocol, seed + attempt)
@@ -416,10 +465,17 @@ def measure_batch(
             attempts[i] = attempt
             samples[i] = [*samples[i], *runs]
             summaries[i] = _summarize(artifacts[i], samples[i], protocol)
-    return [
-        replace(summary, unstable=summary.cv > protocol.max_cv, repeats=attempts[i])
-        for i, summary in enumerate(summaries)
-    ]
+    return [_verdict(summary, protocol, attempts[i]) for i, summary in enumerate(summaries)]
+
+
+def _verdict(summary: Summary, protocol: Protocol, repeats: int) -> Summary:
+    if not protocol.too_wide(summary):
+        return replace(summary, repeats=repeats)
+    reason = (
+        f"relative CI half-width {summary.relative_ci:.3f} > max_ci {protocol.max_ci:g} "
+        f"after {repeats} repeat(s) (cv {summary.cv:.3f})"
+    )
+    return replace(summary, unstable=True, repeats=repeats, instability=reason)
 
 
 def _run(agent: Agent, artifacts: list[Artifact], protocol: Protocol, seed: int) -> list[list[float]]:

@@ -306,3 +306,33 @@ def test_missing_runtime_package_is_a_clear_rejection(tmp_path: Path, monkeypatc
         LocalAgent().prepare(toy(str(path), runtime="executorch"))
     with pytest.raises(ArtifactRejected, match=r"TFLite runtime is not installed; pip install 'latfarm\[tflite\]'"):
         LocalAgent().prepare(toy(str(path), runtime="tflite"))
+
+
+def test_telemetry_reads_the_cores_this_process_runs_on_and_drops_absurd_sensors(tmp_path: Path) -> None:
+    """Fake sysfs: core 0 at 1.5 GHz, core 1 at 0.6 GHz, one sane and one broken thermal zone."""
+    for cpu, freq, governor in (("cpu0", "1500000", "performance"), ("cpu1", "600000", "powersave")):
+        folder = tmp_path / f"sys/devices/system/cpu/{cpu}/cpufreq"
+        folder.mkdir(parents=True)
+        (folder / "scaling_governor").write_text(f"{governor}\n")
+        (folder / "scaling_cur_freq").write_text(f"{freq}\n")
+    fake_host(tmp_path, 51.6)
+    broken = tmp_path / "sys/class/thermal/thermal_zone1"
+    broken.mkdir(parents=True)
+    (broken / "temp").write_text("-273000\n")
+    agent = LocalAgent(host_root=tmp_path)
+    allowed = os.sched_getaffinity(0)
+    reading = agent.telemetry()
+    assert reading.temperature_c == pytest.approx(51.6)
+    if allowed >= {0, 1}:
+        assert reading.cpu_freq_mhz == pytest.approx(1050.0) and reading.governor == "performance,powersave"
+    os.sched_setaffinity(0, {0})
+    try:
+        pinned = agent.telemetry()
+    finally:
+        os.sched_setaffinity(0, allowed)
+    assert (pinned.cpu_freq_mhz, pinned.governor) == (1500.0, "performance")
+
+
+def test_telemetry_is_empty_where_the_machine_exposes_nothing(tmp_path: Path) -> None:
+    reading = LocalAgent(host_root=tmp_path).telemetry()
+    assert (reading.temperature_c, reading.cpu_freq_mhz, reading.governor) == (None, None, None)

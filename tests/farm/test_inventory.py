@@ -67,14 +67,14 @@ devices:
     threads: 4
     input_size: 224
     node: pi-host
-    protocol: {name: help, warmup: 5, runs: 7, trim: 0.2, max_cv: 0.1, max_repeats: 3}
+    protocol: {name: help, warmup: 5, runs: 7, trim: 0.2, max_ci: 0.08, max_repeats: 3}
     hygiene: {affinity: [2, 3], cooldown_s: 1.5, max_temperature_c: 60, cooldown_timeout_s: 30}
     ssh: {host: 127.0.0.1, port: 2222, user: pi, key_file: /k, known_hosts: /kh, trust_on_first_use: true,
           python: python3.11, workdir: /tmp/x}
 """
     device = load(write(tmp_path, text)).get("pi4-a")
     assert device.platform == "raspberrypi4" and device.node == "pi-host" and device.input_size == 224
-    assert device.protocol == ProtocolSettings(name="help", warmup=5, runs=7, trim=0.2, max_cv=0.1, max_repeats=3)
+    assert device.protocol == ProtocolSettings(name="help", warmup=5, runs=7, trim=0.2, max_ci=0.08, max_repeats=3)
     assert device.hygiene.cooldown_s == 1.5 and device.hygiene.max_temperature_c == 60
     assert (device.ssh.port, device.ssh.python, device.ssh.trust_on_first_use) == (2222, "python3.11", True)
     assert device.ray_resource == "device:pi4-a"
@@ -158,3 +158,14 @@ def test_cli_style_failure_exits_2_with_one_line_and_no_traceback(tmp_path: Path
     assert done.stdout == ""
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert "device 'a': field 'treads': unknown key" in done.stderr
+
+
+def test_max_ci_defaults_to_the_measured_limit_and_legacy_max_cv_still_loads(tmp_path: Path) -> None:
+    from farm import protocol as protocols
+    from farm.intervals import DEFAULT_MAX_CI
+
+    inventory = loads("devices:\n  - name: old\n    kind: cpu\n    protocol: {max_cv: 10.0}\n  - name: new\n    kind: cpu\n")
+    old, new = inventory.get("old"), inventory.get("new")
+    assert old.protocol.max_cv == 10.0 and old.protocol.max_ci == DEFAULT_MAX_CI
+    assert protocols.make(old.protocol).max_ci == DEFAULT_MAX_CI  # max_cv no longer judges anything
+    assert new.protocol.max_cv is None and protocols.make(new.protocol, max_cv=0.3).max_ci == DEFAULT_MAX_CI

@@ -164,10 +164,10 @@ def test_summarize_refuses_empty_or_nonsense_runs(bad: list[float]) -> None:
 
 # ------------------------------------------------------------------- make
 def test_make_from_inventory_settings_with_campaign_overrides() -> None:
-    settings = ProtocolSettings(name="interleaved", rounds=3, runs=4, max_cv=0.2, max_repeats=1)
+    settings = ProtocolSettings(name="interleaved", rounds=3, runs=4, max_ci=0.2, max_repeats=1)
     protocol = make(settings, runs=6, warmup=None)
     assert isinstance(protocol, InterleavedProtocol)
-    assert (protocol.rounds, protocol.runs, protocol.warmup, protocol.max_cv, protocol.max_repeats) == (3, 6, 2, 0.2, 1)
+    assert (protocol.rounds, protocol.runs, protocol.warmup, protocol.max_ci, protocol.max_repeats) == (3, 6, 2, 0.2, 1)
     assert isinstance(make(None), InterleavedProtocol)
     assert isinstance(make(ProtocolSettings(name="help")), HelpProtocol)
 
@@ -181,7 +181,7 @@ def test_make_from_inventory_settings_with_campaign_overrides() -> None:
         (lambda: make("help", trim=0.5), "trim 0.5 is out of range"),
         (lambda: make("help", rounds=3), "rounds only applies to the interleaved protocol"),
         (lambda: make("interleaved", rounds=0), "rounds must be an integer >= 1"),
-        (lambda: make("help", max_cv=0), "max_cv 0 must be > 0"),
+        (lambda: make("help", max_ci=0), "max_ci 0 must be > 0"),
         (lambda: make("help", burst=3), "unknown parameter(s) burst"),
     ],
 )
@@ -202,7 +202,7 @@ def test_measure_batch_runs_one_schedule_and_returns_summaries_in_order() -> Non
 
 
 def test_unsteady_archs_are_remeasured_and_pool_their_runs() -> None:
-    """'steady' never repeats; 'settles' wobbles once, then its pooled runs pass; 'noisy' stays noisy."""
+    """'steady' never repeats; 'settles' wobbles once, then its pooled runs pass; 'noisy' stays too wide."""
 
     def latency(arch: str, call: int, clock: int) -> float:
         if arch == "steady" or (arch == "settles" and call > 0):
@@ -210,12 +210,14 @@ def test_unsteady_archs_are_remeasured_and_pool_their_runs() -> None:
         return 5.0 * (1.0 + (0.12 if arch == "settles" else 0.5) * (clock % 2))
 
     device = ScriptedDevice(latency)
-    protocol = make("help", warmup=1, runs=10, max_repeats=2)
+    protocol = make("help", warmup=1, runs=10, max_repeats=2, max_ci=0.03)
     steady, settles, noisy = measure_batch(device, artifacts("steady", "settles", "noisy"), protocol)
     assert (steady.unstable, steady.repeats, steady.cv, len(steady.samples_ms)) == (False, 0, 0.0, 10)
+    assert (steady.ci_low_ms, steady.ci_high_ms, steady.instability) == (5.0, 5.0, None)
     assert (settles.unstable, settles.repeats, len(settles.samples_ms)) == (False, 1, 20)
-    assert 0.0 < settles.cv < 0.05 and settles.latency_ms == pytest.approx(protocol.estimate(np.array(settles.samples_ms)))
-    assert noisy.unstable and noisy.repeats == 2 and noisy.cv > 0.05 and noisy.status == "unstable"
+    assert 0.0 < settles.relative_ci < 0.03 and settles.latency_ms == pytest.approx(protocol.estimate(np.array(settles.samples_ms)))
+    assert noisy.unstable and noisy.repeats == 2 and noisy.relative_ci > 0.03 and noisy.status == "unstable"
+    assert noisy.instability is not None and "relative CI half-width 0.080 > max_ci 0.03 after 2 repeat(s)" in noisy.instability
     assert len(noisy.samples_ms) == 30 and sorted(set(noisy.samples_ms)) == [5.0, 7.5]
     measured = [Counter(arch for arch, _, _ in schedule) for schedule in device.schedules]
     assert measured == [Counter(steady=1, settles=1, noisy=1), Counter(settles=1, noisy=1), Counter(noisy=1)]
@@ -257,3 +259,53 @@ def test_interleaving_counters_load_drift_simulation() -> None:
         rho[name] = stats.spearmanr([truth[n] for n in names], [s.latency_ms for s in summaries]).statistic
     assert rho["interleaved"] > 0.99
     assert rho["help"] < 0.9
+
+
+# ------------------------------------------------------------------ the verdict
+class BurstLevels(ScriptedDevice):
+    """Simulation of a shared device at burst granularity: each burst of an arch runs at ``level(arch, n)``
+    (n counts that arch's bursts), with 0.5% jitter between the runs inside it."""
+
+    def __init__(self, level: Callable[[str, int], float]) -> None:
+        super().__init__(lambda *_: 0.0)
+        self.level = level
+        self.bursts: Counter[str] = Counter()
+        self.rng = np.random.default_rng(0)
+
+    def time_burst(self, artifact: Artifact, warmup: int, runs: int) -> list[float]:
+        level = self.level(artifact.arch, self.bursts[artifact.arch])
+        self.bursts[artifact.arch] += 1
+        return list(level * (1.0 + 0.005 * self.rng.standard_normal(runs)))
+
+
+def test_bursts_slowed_by_a_co_tenant_give_a_high_cv_but_a_stable_verdict() -> None:
+    """Two of every five bursts run 20% slow: the CV is far above 5%, the lower decile does not move."""
+    device = BurstLevels(lambda arch, n: 10.0 * (1.2 if n % 5 in (1, 3) else 1.0))
+    (summary,) = measure_batch(device, artifacts("drift"), make("interleaved"))
+    assert summary.cv > 0.05
+    assert summary.status == "ok" and summary.instability is None
+    assert summary.ci_low_ms <= summary.latency_ms <= summary.ci_high_ms
+    assert summary.latency_ms == pytest.approx(10.0, rel=0.01) and summary.relative_ci <= make().max_ci
+
+
+def test_a_fast_mode_that_wanders_is_unstable_after_its_repeats() -> None:
+    """Bimodal runs whose fast mode itself moves by up to 60% from burst to burst: no repeatable lower decile."""
+    wander = np.random.default_rng(5).uniform(1.0, 1.6, size=100)
+    device = BurstLevels(lambda arch, n: 10.0 * (wander[n] if n % 2 else 2.0))
+    (summary,) = measure_batch(device, artifacts("wanders"), make("interleaved"))
+    assert summary.status == "unstable" and summary.repeats == make().max_repeats
+    assert len(summary.samples_ms) == 3 * 50  # the repeats pooled their bursts
+    assert summary.relative_ci > make().max_ci
+    assert summary.instability is not None and f"> max_ci {make().max_ci:g} after 2 repeat(s)" in summary.instability
+
+
+def test_every_protocol_gives_an_interval_around_its_estimate_in_the_row() -> None:
+    rng = np.random.default_rng(1)
+    samples = list(10.0 * (1.0 + 0.02 * rng.standard_normal(100)))
+    for name in ("interleaved", "help", "latbench"):
+        summary = make(name).summarize(samples)
+        assert summary.ci_low_ms < summary.latency_ms < summary.ci_high_ms, name
+        fields = summary.row_fields()
+        assert (fields["ci_low_ms"], fields["ci_high_ms"]) == (summary.ci_low_ms, summary.ci_high_ms)
+    single_burst = make("interleaved", rounds=1).summarize(samples[:10])
+    assert math.isnan(single_burst.relative_ci) and single_burst.row_fields()["ci_low_ms"] is None
