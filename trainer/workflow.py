@@ -125,6 +125,7 @@ def pretrain(
     """
     name = method or default_method()
     cls = get_method(name)
+    asked = source_samples
     if cap_source_samples:
         source_samples = capped_source_samples(table, sources, source_samples)
     data = source_series(table, sources, source_samples, seed)
@@ -132,7 +133,7 @@ def pretrain(
         choice = table.choice(source)
         if choice.requested != choice.target or choice.skipped:  # a device resolved to one configuration, or rows skipped
             say(choice.line())
-    say(_pretrain_plan(name, table.space, data, source_samples))
+    say(_pretrain_plan(name, table.space, data, source_samples, asked))
     predictor = cls(table.space, seed=seed, **dict(hyper or {}))
     started = time.perf_counter()
     with reporting_epochs(console_hook(progress)):
@@ -163,9 +164,11 @@ def capped_source_samples(table: TargetTable, sources: Sequence[str], wanted: in
     return min(wanted, shared) if shared else None
 
 
-def _pretrain_plan(method: str, space: str, data: Mapping[str, pd.Series], drawn: int | None) -> str:
+def _pretrain_plan(method: str, space: str, data: Mapping[str, pd.Series], drawn: int | None, asked: int | None) -> str:
     counts = {n: len(v) for n, v in data.items()}
-    if drawn is not None:
+    if drawn is not None and asked is not None and asked > drawn:
+        per_source = f"{drawn} archs each (the {asked} asked for, lowered to the archs the sources share)"
+    elif drawn is not None:
         per_source = f"{drawn} archs each (the same seeded archs for every source)"
     elif len(set(counts.values())) == 1:
         per_source = f"{next(iter(counts.values()))} archs each (every measured arch)"

@@ -44,3 +44,18 @@ def test_console_hook_choices():
     assert isinstance(console_hook(True), ConsoleProgress)
     seen: list[EpochProgress] = []
     assert console_hook(seen.append) == seen.append
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_a_tqdm_bar_counts_the_epochs_with_an_eta():
+    stream = _Terminal()
+    hook = ConsoleProgress(stream)
+    for epoch in range(1, 5):
+        hook(EpochProgress("multipredict pretrain", epoch, 4, 0.25))
+    hook(EpochProgress("multipredict pretrain", 4, 4, 0.25, finished=True))
+    text = stream.getvalue()
+    assert "multipredict pretrain" in text and "4/4" in text and "epoch" in text and "loss=0.2500" in text

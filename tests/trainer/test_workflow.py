@@ -72,7 +72,8 @@ def test_preset_sample_counts_are_capped_at_the_shared_archs_explicit_ones_are_n
     lines: list[str] = []
     result = workflow.pretrain(table, SOURCES, method="flops", source_samples=900, cap_source_samples=True,
                                progress=False, say=lines.append)
-    assert lines == ["pretrain flops on 3 source(s) of nasbench201, 300 archs each (the same seeded archs for every source)"]
+    assert lines == ["pretrain flops on 3 source(s) of nasbench201, 300 archs each (the 900 asked for, lowered to the "
+                     "archs the sources share)"]
     assert result.archs_per_source == {name: 300 for name in SOURCES}
     assert workflow.capped_source_samples(table, SOURCES, 900) == 300
     with pytest.raises(UserError, match="share only 300"):
