@@ -3,8 +3,9 @@
 Subcommands:
 
 * ``farm status [--store DIR] [--json]``: measurements per search space, device,
-  runtime and batch size (ok / unstable / failed, distinct archs, median latency)
-  and the last campaign;
+  runtime and batch size (ok / unstable / failed, distinct archs, median latency,
+  median relative CI half-width), per device the share of measured rows carrying
+  each telemetry field, and the last campaign;
 * ``farm measure ...``: the same as ``python measure.py ...``;
 * ``farm devices [--inventory FILE] [--json]``: probe every device through its Ray actor;
 * ``farm import FILE --store DIR``: when ``farm.importer`` is installed.
@@ -35,18 +36,24 @@ PLUGIN_MODULES: tuple[str, ...] = ("farm.importer",)
 def status_table(store_root: str | Path) -> pd.DataFrame:
     """One row per (search_space, device, runtime, batch_size), i.e. per prediction target.
 
-    Columns: counts per status, distinct archs measured ok, median latency of the ok rows.
+    Columns: counts per status, distinct archs measured ok, median latency of the ok rows,
+    median relative half-width of the measured rows' intervals (``median_rel_ci``; NaN for rows
+    written before intervals were stored).
     """
     from farm.store import Store
 
     keys = ["search_space", "device", "runtime", "batch_size"]
-    frame = Store(store_root).read(columns=[*keys, "device_kind", "arch", "status", "latency_ms"])
-    columns = [*keys, "device_kind", "ok", "unstable", "failed", "archs_ok", "median_ms"]
+    frame = Store(store_root).read(
+        columns=[*keys, "device_kind", "arch", "status", "latency_ms", "ci_low_ms", "ci_high_ms"]
+    )
+    columns = [*keys, "device_kind", "ok", "unstable", "failed", "archs_ok", "median_ms", "median_rel_ci"]
     if frame.empty:
         return pd.DataFrame(columns=columns)
     groups = []
     for (space, device, runtime, batch_size), part in frame.groupby(keys, sort=True):
         ok = part[part["status"] == "ok"]
+        measured = part[part["status"] != "failed"]
+        relative_ci = (measured["ci_high_ms"] - measured["ci_low_ms"]) / 2 / measured["latency_ms"]
         groups.append(
             {
                 "search_space": space,
@@ -59,9 +66,38 @@ def status_table(store_root: str | Path) -> pd.DataFrame:
                 "failed": int((part["status"] == "failed").sum()),
                 "archs_ok": int(ok["arch"].nunique()),
                 "median_ms": float(ok["latency_ms"].median()) if len(ok) else float("nan"),
+                "median_rel_ci": float(relative_ci.median()) if relative_ci.notna().any() else float("nan"),
             }
         )
     return pd.DataFrame(groups, columns=columns)
+
+
+TELEMETRY_COLUMNS: tuple[str, ...] = (
+    "temperature_start_c",
+    "temperature_end_c",
+    "cpu_freq_start_mhz",
+    "cpu_freq_end_mhz",
+    "governor",
+)
+
+
+def telemetry_table(store_root: str | Path) -> pd.DataFrame:
+    """Per device: measured rows (ok or unstable) and the share of them that carry each telemetry column.
+
+    Example:
+        >>> import tempfile
+        >>> list(telemetry_table(tempfile.mkdtemp()).columns)[:2]
+        ['device', 'measured']
+    """
+    from farm.store import Store
+
+    frame = Store(store_root).read(columns=["device", "status", *TELEMETRY_COLUMNS])
+    measured = frame[frame["status"] != "failed"]
+    rows = [
+        {"device": device, "measured": len(part), **{c: float(part[c].notna().mean()) for c in TELEMETRY_COLUMNS}}
+        for device, part in measured.groupby("device", sort=True)
+    ]
+    return pd.DataFrame(rows, columns=["device", "measured", *TELEMETRY_COLUMNS])
 
 
 def status(args: argparse.Namespace) -> int:
@@ -73,6 +109,7 @@ def status(args: argparse.Namespace) -> int:
         raise UserError(f"--store {args.store}: no such folder; measure first (python measure.py) or pass --store")
     try:
         table = status_table(root)
+        telemetry = telemetry_table(root)
     except StoreError as exc:
         raise UserError(str(exc)) from None
     records = load_records(root)
@@ -81,6 +118,7 @@ def status(args: argparse.Namespace) -> int:
         payload: dict[str, Any] = {
             "store": str(root),
             "measurements": json.loads(table.to_json(orient="records")),
+            "telemetry": json.loads(telemetry.to_json(orient="records")),
             "last_campaign": last.to_dict() if last else None,
             "campaigns": len(records),
         }
@@ -92,6 +130,9 @@ def status(args: argparse.Namespace) -> int:
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
         if (table["device_kind"].str.contains("replay")).any():
             print("(device_kind replay: simulated devices replaying a recorded table, not measurements)")
+        if len(telemetry):
+            print("\ntelemetry: share of measured rows that carry each field")
+            print(telemetry.to_string(index=False, formatters={c: "{:.0%}".format for c in TELEMETRY_COLUMNS}))
     else:
         print("no measurements yet")
     if last is None:

@@ -14,18 +14,25 @@ from farm.jobs import failed_row, measured_row
 from farm.store import Store
 from farm.summary import CampaignSummary, DeviceSummary, save_record
 from agents.base import Artifact
+from agents.telemetry import Telemetry
 
 PROTOCOL = protocols.make("interleaved", warmup=0, runs=3, rounds=1)
 
 
 def fill_store(root: Path) -> None:
-    """Rows as a campaign writes them: two devices, one of them a replay simulation, one failure."""
+    """Rows as a campaign writes them: two devices, one of them a replay simulation, one failure.
+
+    Two of cpu-local's three measured rows carry telemetry (the third device read nothing); sim has none.
+    """
     rows = []
+    reading = Telemetry(temperature_c=45.0, cpu_freq_mhz=1800.0, governor="performance")
     for device, values in ((Device(name="cpu-local", kind="cpu"), [1.0, 2.0, 3.0]),
                            (Device(name="sim", kind="replay", replay={"table": "t.parquet", "device": "x"}), [5.0])):
         for index, value in enumerate(values):
             summary = PROTOCOL.summarize([value, value, value])
-            rows.append(measured_row(device, "c1", Artifact("nasbench201", f"a{index}"), PROTOCOL, summary, host="h"))
+            telemetry = (reading, reading) if device.name == "cpu-local" and index < 2 else (Telemetry(), Telemetry())
+            rows.append(measured_row(device, "c1", Artifact("nasbench201", f"a{index}"), PROTOCOL, summary, host="h",
+                                     telemetry=telemetry))
     rows.append(failed_row(Device(name="cpu-local", kind="cpu"), "c1", Artifact("nasbench201", "bad"), PROTOCOL, "boom"))
     Store(root).append(rows)
     save_record(CampaignSummary("c1", "nasbench201", str(root), status="finished", started_at="2026-01-01T00:00:00",
@@ -43,6 +50,9 @@ def test_status_prints_counts_per_device_and_the_last_campaign(tmp_path: Path, c
     assert line.split()[2:4] == ["torch", "1"]  # runtime, batch size: one prediction target per line
     assert "replay: simulated devices" in out
     assert "last campaign (1 in total)" in out and "campaign c1 (finished)" in out
+    telemetry = out.split("telemetry: share of measured rows that carry each field")[1].splitlines()
+    assert telemetry[2].split() == ["cpu-local", "3", "67%", "67%", "67%", "67%", "67%"]
+    assert telemetry[3].split() == ["sim", "1", "0%", "0%", "0%", "0%", "0%"]
 
 
 def test_status_json(tmp_path: Path, capsys) -> None:
@@ -53,6 +63,9 @@ def test_status_json(tmp_path: Path, capsys) -> None:
     assert by_device["sim"]["device_kind"] == "replay" and by_device["sim"]["median_ms"] == 5.0
     assert by_device["cpu-local"]["failed"] == 1
     assert payload["last_campaign"]["campaign_id"] == "c1" and payload["campaigns"] == 1
+    shares = {t["device"]: t for t in payload["telemetry"]}
+    assert shares["cpu-local"]["measured"] == 3 and shares["cpu-local"]["governor"] == pytest.approx(2 / 3)
+    assert shares["sim"]["cpu_freq_start_mhz"] == 0.0
 
 
 def test_status_of_a_missing_store_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
