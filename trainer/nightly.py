@@ -53,12 +53,13 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import pandas as pd
 
+from farm.errors import UserError
 from farm.store import Store
 from trainer import holdout, registry, workflow
 from trainer.data import DataError, TargetKey, TargetTable, store_spaces
 from trainer.lock import FileLock
 from trainer.models import default_method, get_method
-from trainer.nightly_config import NightlyConfig, Roles
+from trainer.nightly_config import CONFIG_FILE, NightlyConfig, Roles
 from trainer.promotion import combined, decide
 from trainer.versions import BASE, PredictorRegistry, Version, append_jsonl
 from trainer.watermark import SpaceRows, Watermark, fingerprint_json, read_space
@@ -176,8 +177,10 @@ def _locked_run(config: NightlyConfig, spaces: Sequence[str], say: Say) -> Night
     mark = Watermark.read(root)
     new_mark = Watermark(dict(mark.spaces))
     try:
-        for space in spaces:
-            summary["spaces"][space], space_mark = _space(config, space, mark, work, summary["run_id"], say)
+        # Every space's data and roles first: bad input (registry.yaml) stops the run before anything trains.
+        plans = {space: _plan(config, space) for space in spaces}
+        for space, (rows, roles) in plans.items():
+            summary["spaces"][space], space_mark = _space(config, space, rows, roles, mark, work, summary["run_id"], say)
             if space_mark is not None:
                 new_mark.spaces[space] = space_mark
         failures = [f"{space}/{name}: {step['reason']}" for space, entry in summary["spaces"].items()
@@ -188,6 +191,9 @@ def _locked_run(config: NightlyConfig, spaces: Sequence[str], say: Say) -> Night
             summary["error"] = f"{len(failures)} step(s) failed, first {failures[0]}; the watermark is unchanged"
         else:
             new_mark.write(root)
+    except UserError as error:
+        summary["error"] = str(error)
+        raise
     except Exception as error:
         summary["error"] = f"{type(error).__name__}: {error}"
         summary["traceback"] = traceback.format_exc()
@@ -203,12 +209,16 @@ def _locked_run(config: NightlyConfig, spaces: Sequence[str], say: Say) -> Night
     return NightlyResult(summary)
 
 
-def _space(config: NightlyConfig, space: str, mark: Watermark, work: Path, run_id: str,
+def _plan(config: NightlyConfig, space: str) -> tuple[SpaceRows, Roles]:
+    """A space's rows and its sources/targets (:class:`UserError` for roles the store cannot meet)."""
+    rows = read_space(Store(config.store), space, config.statuses)
+    return rows, config.roles(space, rows.archs_per_target(), str(config.registry / CONFIG_FILE))
+
+
+def _space(config: NightlyConfig, space: str, rows: SpaceRows, roles: Roles, mark: Watermark, work: Path, run_id: str,
            say: Say) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Base and target steps of one space: (its summary, its new watermark entry or None)."""
-    rows = read_space(Store(config.store), space, config.statuses)
     counts = rows.archs_per_target()
-    roles = config.roles(space, counts, str(config.registry / "registry.yaml"))
     entry: dict[str, Any] = {"sources": list(roles.sources), "targets": {}}
     reg = PredictorRegistry(config.registry)
     if not roles.sources:
@@ -218,7 +228,7 @@ def _space(config: NightlyConfig, space: str, mark: Watermark, work: Path, run_i
         say(f"{space}: skipped: {reason}")
         return entry, None
     say(f"{space}: {len(roles.sources)} source(s), {len(roles.targets)} target(s)")
-    base_step, base = _base(config, space, rows, roles, mark, reg, work, run_id)
+    base_step, base = _base(config, space, rows, roles, mark, reg, work, run_id, say)
     entry["base"] = base_step
     say(f"{space}/{BASE}: {_line(base_step)}")
     if base is None:
@@ -253,7 +263,7 @@ def _space(config: NightlyConfig, space: str, mark: Watermark, work: Path, run_i
 
 
 def _base(config: NightlyConfig, space: str, rows: SpaceRows, roles: Roles, mark: Watermark,
-          reg: PredictorRegistry, work: Path, run_id: str) -> tuple[dict[str, Any], Version | None]:
+          reg: PredictorRegistry, work: Path, run_id: str, say: Say) -> tuple[dict[str, Any], Version | None]:
     """Re-pre-train the base when its inputs changed: (step summary, the base to transfer from)."""
     current = reg.current(space, BASE)
     method = config.method or (str(current.summary["method"]) if current else default_method())
@@ -264,7 +274,7 @@ def _base(config: NightlyConfig, space: str, rows: SpaceRows, roles: Roles, mark
     try:
         result = workflow.pretrain(rows.trainable, roles.sources, method=method, source_samples=config.source_samples,
                                    cap_source_samples=True, seed=config.seed, hyper=config.hyper, progress=True,
-                                   say=_stderr)
+                                   say=say)
         folder = workflow.save(_excluding_held_out(result), work / space / BASE)
         held = {s: rows.held_out(s) for s in result.predictor.targets() if s in roles.sources}
         score = combined({s: holdout.score(result.predictor, s, values) for s, values in held.items()})

@@ -40,6 +40,7 @@ import yaml
 
 from farm import spaces
 from farm.errors import UserError
+from trainer.models import get_method
 
 CONFIG_FILE = "registry.yaml"
 DEFAULT_MIN_SOURCE_ARCHS = 200
@@ -94,6 +95,11 @@ class NightlyConfig:
               min_source_archs: int | None = None, **options: Any) -> "NightlyConfig":
         """Options from the command line merged over ``<registry>/registry.yaml`` (the command line wins)."""
         written = read_registry_yaml(Path(registry))
+        if written.method is not None and method is None:
+            try:
+                get_method(written.method)
+            except UserError as error:
+                raise ConfigError(f"{Path(registry) / CONFIG_FILE}: field 'method': {error}") from None
         threshold = min_source_archs if min_source_archs is not None else written.min_source_archs
         return cls(Path(store), Path(registry), method=method or written.method,
                    min_source_archs=threshold if threshold is not None else DEFAULT_MIN_SOURCE_ARCHS,
