@@ -61,7 +61,7 @@ def main() -> int:
     archs = frame[frame["arch_index"] < args.archs]["arch"].unique().tolist()
     devices = [
         Device(name=f"replay-{i:02d}", kind="replay", platform=sources[i % len(sources)],
-               protocol={"name": "interleaved", "max_cv": 1.0},
+               protocol={"name": "interleaved", "max_ci": 10.0},
                replay=ReplayConfig(table=args.table, device=sources[i % len(sources)], delay_ms=0.0))
         for i in range(args.devices)
     ]

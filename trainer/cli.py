@@ -110,7 +110,7 @@ def _add_store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", required=True, type=Path, metavar="DIR")
     parser.add_argument(
         "--include-unstable", action="store_true",
-        help="also learn from rows the farm flagged unstable (CV above the device's max_cv); default: ok rows only",
+        help="also learn from rows the farm flagged unstable (confidence interval wider than the device's max_ci after its repeats); default: ok rows only",
     )
 
 

@@ -44,7 +44,7 @@ def ray_session():  # noqa: ANN201
 def phone(name: str, port: int, key: str) -> Device:
     return Device(
         name=name, kind="adb", platform="pixel8-simulation", runtimes=["torchscript"],
-        protocol={"name": "interleaved", "warmup": 1, "runs": 3, "rounds": 2, "max_cv": 10.0},
+        protocol={"name": "interleaved", "warmup": 1, "runs": 3, "rounds": 2, "max_ci": 10.0},
         adb={"host": "127.0.0.1", "port": port, "key_file": key, "benchmark_binaries": {"torchscript": BINARY},
              "big_core_mask": "f0"},
     )

@@ -35,10 +35,10 @@ def write_inventory(folder: Path, table: Path) -> Path:
   - name: cpu-local
     kind: cpu
     runtimes: [torch]
-    protocol: {{max_cv: 10.0}}    # never 'unstable' on this shared CPU: the test is about resume
+    protocol: {{max_ci: 10.0}}    # never 'unstable' on this shared CPU: the test is about resume
   - name: replay-pixel2
     kind: replay
-    protocol: {{max_cv: 10.0}}
+    protocol: {{max_ci: 10.0}}
     replay: {{table: {table}, device: pixel2, delay_ms: 150}}
 """
     )

@@ -87,7 +87,7 @@ def boards(tmp_path: Path):  # noqa: ANN201
 def board(name: str, daemon, tmp_path: Path, *, python: str = sys.executable, known_hosts: Path | None = None) -> Device:
     return Device(
         name=name, kind="ssh", platform="x86-vm-over-ssh", runtimes=["torchscript"], threads=1,
-        protocol={"name": "interleaved", "warmup": 1, "runs": 3, "rounds": 2, "max_cv": 10.0},
+        protocol={"name": "interleaved", "warmup": 1, "runs": 3, "rounds": 2, "max_ci": 10.0},
         hygiene={"affinity": [0]},
         ssh={"host": daemon.host, "port": daemon.port, "user": daemon.user, "key_file": str(daemon.client_key),
              "known_hosts": str(known_hosts or daemon.known_hosts), "python": python,

@@ -14,7 +14,7 @@ from farm.inventory import Device
 from farm.jobs import BuildResult, Job
 from tests.farm.scripted_agent import ScriptedAgent, arch_latency, counter_file, local_ray, scripted_factory
 
-FAST = protocols.make("interleaved", warmup=0, runs=2, rounds=1, max_cv=10.0)
+FAST = protocols.make("interleaved", warmup=0, runs=2, rounds=1, max_ci=10.0)
 
 
 @pytest.fixture(scope="module")

@@ -63,7 +63,7 @@ def test_a_name_that_is_not_a_plain_file_name_is_refused(tmp_path):
 
 def test_a_campaign_records_its_devices_and_the_store_reader_ignores_them(tmp_path: Path):
     device = Device(name="dev", kind="adb", adb={"serial": "dev"}, runtimes=["torch"], batch_sizes=[4, 1],
-                    protocol={"max_cv": 10.0})
+                    protocol={"max_ci": 10.0})
     archs = ["arch-00", "arch-01"]
     config = CampaignConfig("nasbench201", archs, [device], tmp_path, job_size=2, backoff_s=0.01,
                             progress=False, warmup=0, runs=2, rounds=1)

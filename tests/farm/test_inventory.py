@@ -53,7 +53,7 @@ def test_commented_examples_in_default_inventory_are_valid(tmp_path: Path) -> No
     assert inventory.get("pixel7").adb.benchmark_binaries == {"tflite": "/data/local/tmp/benchmark_model"}
     assert inventory.get("gpu0").batch_sizes == [1, 64]
     # relative replay tables are resolved against the inventory's folder
-    assert inventory.get("replay-pixel3").replay.table == str((tmp_path / "../shared/data/help_latency.parquet").resolve())
+    assert inventory.get("replay-pixel3").replay.table == str((tmp_path / "data/help_latency.parquet").resolve())
 
 
 def test_every_field_round_trips(tmp_path: Path) -> None:
