@@ -7,20 +7,11 @@ import json
 import pytest
 
 from tests.trainer.registry_fixtures import SPACE, latencies, saved_predictor
+from tests.trainer.test_cli import run
 from trainer import holdout
-from trainer.cli import main
 from trainer.versions import PredictorRegistry
 
 TARGET = "raspi4"
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture()
