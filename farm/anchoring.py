@@ -9,11 +9,14 @@ row records its job's anchor estimate.
 
 **The anchor set** (:func:`anchor_archs`): HELP's ten reference architectures of
 the space (Lee et al., NeurIPS 2021, the "hardware embedding"; indices in
-``data/README.md``), ordered by FLOPs; ``count`` of them evenly spaced in that
-order, so the default three are the lightest, a middle one and the heaviest
-(NB201 indices 55, 9881, 1462). Their latencies are the ones the trainer's HELP
-transfer wants anyway, and spanning the FLOPs range makes the factor describe
-overhead-bound and compute-bound archs alike.
+``data/README.md``), ordered by FLOPs; of ``count`` equal slices of that order,
+the one at the middle of each slice. The default three are NB201 indices 11982,
+9881 and 13479 (12, 47 and 118 MFLOPs; the space's median arch has about 53):
+they span light to heavy archs, so the factor speaks for overhead-bound and
+compute-bound archs alike, but leave out the extremes, an arch of pooling and
+skips only (mostly framework overhead) and the all-3x3 one (220 MFLOPs, four
+median archs of measuring time). Their latencies are ones the trainer's HELP
+transfer wants anyway.
 
 **Per row** (:func:`stamp_job_rows`, called by ``farm.run`` on every row of a job):
 ``job_id``; ``is_anchor`` (the row was measured as one of the job's anchors);
@@ -46,12 +49,15 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, MutableMapping, Sequen
 import numpy as np
 import pandas as pd
 
+from farm.intervals import CI_LEVEL
+
 if TYPE_CHECKING:
     from farm.jobs import Job
 
 __all__ = [
     "DEFAULT_ANCHORS",
     "GROUP_COLUMNS",
+    "JOB_KEYS",
     "AnchoringReport",
     "anchor_archs",
     "anchor_count",
@@ -122,13 +128,13 @@ def reference_archs(space: str) -> tuple[str, ...]:
 
 
 def anchor_archs(space: str, count: int = DEFAULT_ANCHORS) -> tuple[str, ...]:
-    """``count`` of the space's reference archs, evenly spaced in FLOPs order (lightest and heaviest included).
+    """``count`` of the space's reference archs: the middle one of each of ``count`` equal slices in FLOPs order.
 
     A space without HELP references gets ``space.sample(count, seed=0)``.
 
     Example:
         >>> [a.count("nor_conv_3x3") for a in anchor_archs("nasbench201")]
-        [0, 1, 6]
+        [0, 1, 3]
     """
     if count <= 0:
         return ()
@@ -139,10 +145,7 @@ def anchor_archs(space: str, count: int = DEFAULT_ANCHORS) -> tuple[str, ...]:
         return tuple(get(space).sample(count, seed=0))
     if count > len(references):
         raise ValueError(f"at most {len(references)} anchors for {space} (HELP's reference archs); got {count}")
-    if count == 1:
-        return (references[len(references) // 2],)
-    step = (len(references) - 1) / (count - 1)
-    return tuple(references[int(i * step + 0.5)] for i in range(count))
+    return tuple(references[int((i + 0.5) * len(references) / count)] for i in range(count))
 
 
 def anchor_count(requested: int | None, protocol_name: str) -> int:
@@ -207,25 +210,31 @@ def stamp_job_rows(rows: Sequence[MutableMapping[str, Any]], job: "Job") -> None
         row["anchor_ms"] = anchor_ms
 
 
-def job_factors(frame: pd.DataFrame) -> pd.DataFrame:
+#: A job is one of these: job ids repeat from campaign to campaign.
+JOB_KEYS: tuple[str, ...] = (*GROUP_COLUMNS, "job_id")
+
+
+def job_factors(frame: pd.DataFrame, group: Sequence[str] = GROUP_COLUMNS) -> pd.DataFrame:
     """One row per job: its ``anchor_ms``, ``factor`` (against its group's median job) and ``factor_rel_u``.
 
+    ``group`` defines whose median is the reference; leave ``campaign_id`` out of it
+    to put the jobs of several campaigns (of the same anchors) on one scale.
     ``factor_rel_u`` is the standard error of the log factor from the anchors' own
     disagreement: per anchor, its estimate in the job over its median over the group's
     jobs; the spread of those log ratios over sqrt(anchors). It needs the anchor rows
     (``is_anchor``, ``arch``, ``latency_ms``) in ``frame`` and at least two anchors; else NaN.
     """
-    keys = [*GROUP_COLUMNS, "job_id"]
+    keys = list(JOB_KEYS)
     jobs = frame.dropna(subset=["job_id", "anchor_ms"]).drop_duplicates(keys)[keys + ["anchor_ms"]]
     if jobs.empty:
         return jobs.assign(factor=pd.Series(dtype=float), factor_rel_u=pd.Series(dtype=float))
-    reference = jobs.groupby(list(GROUP_COLUMNS), dropna=False)["anchor_ms"].transform("median")
+    reference = jobs.groupby(list(group), dropna=False)["anchor_ms"].transform("median")
     jobs = jobs.assign(factor=jobs["anchor_ms"] / reference).reset_index(drop=True)
-    return jobs.merge(_factor_uncertainty(frame), on=keys, how="left")
+    return jobs.merge(_factor_uncertainty(frame, group), on=keys, how="left")
 
 
-def _factor_uncertainty(frame: pd.DataFrame) -> pd.DataFrame:
-    keys = [*GROUP_COLUMNS, "job_id"]
+def _factor_uncertainty(frame: pd.DataFrame, group: Sequence[str]) -> pd.DataFrame:
+    keys = list(JOB_KEYS)
     empty = pd.DataFrame(columns=keys + ["factor_rel_u"])
     if "is_anchor" not in frame or "arch" not in frame:
         return empty
@@ -234,26 +243,27 @@ def _factor_uncertainty(frame: pd.DataFrame) -> pd.DataFrame:
     if anchors.empty:
         return empty
     log_latency = np.log(anchors["latency_ms"].astype(float))
-    per_anchor = log_latency.groupby([anchors[c] for c in [*GROUP_COLUMNS, "arch"]], dropna=False).transform("median")
+    per_anchor = log_latency.groupby([anchors[c] for c in [*group, "arch"]], dropna=False).transform("median")
     ratios = anchors.assign(log_ratio=log_latency - per_anchor)
     spread = ratios.groupby(keys, dropna=False)["log_ratio"].agg(["std", "count"]).reset_index()
     spread["factor_rel_u"] = np.where(spread["count"] >= 2, spread["std"] / np.sqrt(spread["count"]), np.nan)
     return spread[keys + ["factor_rel_u"]]
 
 
-def corrected_latency(frame: pd.DataFrame) -> pd.Series:
+def corrected_latency(frame: pd.DataFrame, group: Sequence[str] = GROUP_COLUMNS) -> pd.Series:
     """``latency_ms`` divided by its job's factor; NaN where the row's job has no ``anchor_ms``.
 
-    Needs the columns of :data:`GROUP_COLUMNS`, ``job_id``, ``anchor_ms`` and ``latency_ms``.
-    The raw ``latency_ms`` is left as it is; the result is aligned with ``frame``'s index.
+    Needs the columns of :data:`GROUP_COLUMNS`, ``job_id``, ``anchor_ms`` and ``latency_ms``;
+    ``group`` as in :func:`job_factors`. The raw ``latency_ms`` is left as it is; the
+    result is aligned with ``frame``'s index.
     """
-    factors = job_factors(frame)
-    keys = [*GROUP_COLUMNS, "job_id"]
+    factors = job_factors(frame, group)
+    keys = list(JOB_KEYS)
     factor = frame[keys].merge(factors[keys + ["factor"]], on=keys, how="left")["factor"].to_numpy()
     return pd.Series(frame["latency_ms"].to_numpy(dtype=float) / factor, index=frame.index, name="corrected_latency_ms")
 
 
-def corrected_interval(frame: pd.DataFrame, level: float = 0.90) -> pd.DataFrame:
+def corrected_interval(frame: pd.DataFrame, level: float = CI_LEVEL, group: Sequence[str] = GROUP_COLUMNS) -> pd.DataFrame:
     """``corrected_low_ms``/``corrected_high_ms``: the row's interval over the factor, widened by its uncertainty.
 
     The relative half-widths of the row's ``[ci_low_ms, ci_high_ms]`` and of the factor
@@ -263,8 +273,8 @@ def corrected_interval(frame: pd.DataFrame, level: float = 0.90) -> pd.DataFrame
     """
     from scipy.stats import norm
 
-    keys = [*GROUP_COLUMNS, "job_id"]
-    factors = frame[keys].merge(job_factors(frame)[keys + ["factor", "factor_rel_u"]], on=keys, how="left")
+    keys = list(JOB_KEYS)
+    factors = frame[keys].merge(job_factors(frame, group)[keys + ["factor", "factor_rel_u"]], on=keys, how="left")
     latency = frame["latency_ms"].to_numpy(dtype=float)
     corrected = latency / factors["factor"].to_numpy()
     row_half = (frame["ci_high_ms"].to_numpy(dtype=float) - frame["ci_low_ms"].to_numpy(dtype=float)) / 2 / latency

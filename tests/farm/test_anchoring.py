@@ -45,7 +45,7 @@ SLOWDOWN = 1.10
 
 # ------------------------------------------------------------------ anchor set
 @pytest.mark.parametrize("space", sorted(HELP_REFERENCES))
-def test_anchors_are_helps_reference_archs_spread_over_the_flops_range(space: str, help_table_path: Path) -> None:
+def test_anchors_are_helps_reference_archs_spread_over_the_middle_of_the_flops_range(space: str, help_table_path: Path) -> None:
     table = pq.read_table(help_table_path, columns=["search_space", "arch_index", "arch"],
                           filters=[("search_space", "==", space)]).to_pandas().drop_duplicates()
     by_index = table.set_index("arch_index")["arch"]
@@ -53,7 +53,8 @@ def test_anchors_are_helps_reference_archs_spread_over_the_flops_range(space: st
     assert sorted(references) == sorted(by_index[i] for i in HELP_REFERENCES[space])
     flops = [get(space).flops(arch) for arch in references]
     assert flops == sorted(flops)
-    assert anchor_archs(space) == (references[0], references[5], references[9])
+    assert anchor_archs(space) == (references[1], references[5], references[8])
+    assert anchor_archs(space, 1) == (references[5],) and anchor_archs(space, 2) == (references[2], references[7])
     assert anchor_archs(space, 10) == references and anchor_archs(space, 0) == ()
     with pytest.raises(ValueError, match="at most 10 anchors"):
         anchor_archs(space, 11)
@@ -211,3 +212,13 @@ def test_no_anchors_means_no_anchor_rows(tmp_path: Path, help_table_path: Path, 
 
 def test_group_columns_are_job_level_settings() -> None:
     assert "input_size" not in GROUP_COLUMNS and {"campaign_id", "device", "protocol"} <= set(GROUP_COLUMNS)
+
+
+def test_leaving_campaign_id_out_of_the_group_puts_two_campaigns_on_one_scale() -> None:
+    frame = pd.concat([synthetic_campaign([1.0, 1.1]), synthetic_campaign([1.2, 1.2], "c2")], ignore_index=True)
+    own_scale = corrected_latency(frame)  # each campaign against its own median job: c2 stays 20% slow
+    shared = corrected_latency(frame, group=[c for c in GROUP_COLUMNS if c != "campaign_id"])
+    anchor_b, second = frame["arch"] == "anchor-b", frame["campaign_id"] == "c2"
+    assert own_scale[anchor_b & second].round(6).tolist() == [9.6, 9.6]
+    assert own_scale[anchor_b & ~second].round(6).tolist() == [8.4, 8.4]  # c1: the median of 1.0 and 1.1
+    assert shared[anchor_b].round(6).tolist() == [9.2] * 4  # the median of the four jobs' anchor_ms: 8 x 1.15
