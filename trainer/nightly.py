@@ -60,7 +60,7 @@ from trainer.data import DataError, TargetKey, TargetTable, store_spaces
 from trainer.lock import FileLock
 from trainer.models import default_method, get_method
 from trainer.nightly_config import CONFIG_FILE, NightlyConfig, Roles
-from trainer.promotion import combined, decide
+from trainer.promotion import combined, register
 from trainer.versions import BASE, PredictorRegistry, Version, append_jsonl
 from trainer.watermark import SpaceRows, Watermark, fingerprint_json, read_space
 
@@ -310,19 +310,13 @@ def _register(reg: PredictorRegistry, space: str, candidate: Candidate, base: Ve
     if candidate.error is not None or candidate.folder is None:
         return {**step, "action": "failed", "reason": candidate.error, "detail": candidate.detail}
     current = reg.current(space, name)
-    metrics = {"held_out": candidate.score, "rows": candidate.rows,
-               "base_version": base.number if base is not None else None}
-    version = reg.add(space, name, Path(candidate.folder), metrics=metrics, note=f"nightly {run_id}: {why}")
-    current_rows = current.metrics.get("rows") if current else None
-    decision = decide(candidate.score, candidate.current_score if current else None, candidate.rows, current_rows)
+    version, decision = register(reg, space, name, Path(candidate.folder), score=candidate.score,
+                                 current_score=candidate.current_score, rows=candidate.rows,
+                                 base_version=base.number if base is not None else None,
+                                 note=f"nightly {run_id}: {why}")
     step.update(version=version.number, held_out=candidate.score, current=current.number if current else None,
                 current_held_out=candidate.current_score, reason=decision.reason)
-    if decision.promote:
-        reg.promote(space, name, version.number, reason=decision.reason)
-        return {**step, "action": "promoted"}
-    reg.record(space, name, {"action": "refuse", "version": version.number, "current": current.number if current else None,
-                             "reason": decision.reason})
-    return {**step, "action": "refused"}
+    return {**step, "action": "promoted" if decision.promote else "refused"}
 
 
 def _candidates(jobs: Sequence[TransferJob], use_ray: bool) -> Iterator[Candidate]:

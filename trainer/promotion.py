@@ -29,9 +29,12 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+
+from trainer.versions import PredictorRegistry, Version
 
 TIE_MARGIN = 0.001
 
@@ -64,6 +67,27 @@ def decide(candidate: Mapping[str, Any], current: Mapping[str, Any] | None, cand
                            f"({candidate_rows} vs {current_rows})")
 
 
+def register(registry: PredictorRegistry, space: str, target: str, folder: Path, *, score: Mapping[str, Any],
+             current_score: Mapping[str, Any] | None, rows: int, base_version: int | None,
+             note: str) -> tuple[Version, Decision]:
+    """Add ``folder`` as the next version of (space, target), then promote it by :func:`decide` or log why not.
+
+    The version's metrics keep what the next comparison needs: ``held_out`` (its score), ``rows``
+    (trainable rows it learned from) and ``base_version`` (the base it was transferred from).
+    """
+    current = registry.current(space, target)
+    decision = decide(score, current_score if current is not None else None, rows,
+                      current.metrics.get("rows") if current is not None else None)
+    metrics = {"held_out": dict(score), "rows": rows, "base_version": base_version}
+    version = registry.add(space, target, folder, metrics=metrics, note=note)
+    if decision.promote:
+        registry.promote(space, target, version.number, reason=decision.reason)
+    else:
+        registry.record(space, target, {"action": "refuse", "version": version.number,
+                                        "current": current.number if current else None, "reason": decision.reason})
+    return version, decision
+
+
 def combined(scores: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """One score over several targets: mean Spearman of those scored, ``n`` summed, per-target detail kept.
 
@@ -80,4 +104,4 @@ def combined(scores: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     return result
 
 
-__all__ = ["Decision", "TIE_MARGIN", "combined", "decide"]
+__all__ = ["Decision", "TIE_MARGIN", "combined", "decide", "register"]
