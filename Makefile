@@ -8,7 +8,13 @@ ARGS ?=
 # `make demo EXTRAS=dev` skips the 1.1 GB converters; tests want them all.
 EXTRAS ?= dev,tflite,convert,executorch
 
-.PHONY: venv demo test bench clean sshd-deps
+# `make demo` keeps its store, registry, predictions and reports here; a second run reuses them.
+DEMO_DIR ?= .demo
+# `make pretrain` imports HELP's NB201 table into STORE and registers a base predictor in REGISTRY.
+STORE ?= measurements
+REGISTRY ?= registry
+
+.PHONY: venv demo pretrain test bench clean sshd-deps
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,8 +37,14 @@ sshd-deps:
 	  (command -v apt-get >/dev/null 2>&1 && (apt-get update -qq && apt-get install -y -qq openssh-server >/dev/null) || \
 	   echo "openssh-server not installed: the SSH tests will be skipped")
 
+# The main job: public table -> pre-trained base -> `farm add-device cpu-local` (about 20 real measurements)
+# -> 100 more measured archs as ground truth -> Spearman of the predictions against them, and the wall time.
 demo: venv
-	$(PY) measure.py $(ARGS)
+	$(PY) -m loop.demo --root $(DEMO_DIR) $(ARGS)
+
+# A base predictor for `farm add-device` with the default folders (./measurements, ./registry).
+pretrain: venv
+	$(PY) -m loop.base --store $(STORE) --registry $(REGISTRY) $(ARGS)
 
 test: venv sshd-deps
 	$(PY) -m pytest -q $(ARGS)

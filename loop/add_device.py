@@ -39,7 +39,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping, Sequence, TextIO
+from typing import Any, Mapping, Sequence, TextIO, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -49,7 +49,7 @@ from farm.errors import UserError
 from farm.inventory import Device
 from loop.correlation import most_correlated
 from loop.crossval import DEFAULT_FOLDS, cross_validate, fresh_copy
-from loop.device_report import ReportFiles, jsonable, quantiles, report_folder, write_report
+from loop.device_report import ReportFiles, fmt, jsonable, quantiles, report_folder, write_report
 from loop.pool import CandidatePool, candidate_pool
 from loop.predictions import PredictionInfo, write_predictions
 from loop.promotion import register as register_version
@@ -58,7 +58,9 @@ from loop.selection import choose_archs
 from loop.steps import StepClock
 from trainer import holdout, workflow
 from trainer import registry as predictor_dirs
-from trainer.data import TargetTable, load_table, snapshot_hash
+from farm.store import Store
+from trainer.data import TargetTable, snapshot_hash
+from trainer.watermark import read_space
 from trainer.models.base import Predictor
 from trainer.versions import BASE, PredictorRegistry, Version
 
@@ -119,8 +121,8 @@ class AddDeviceResult:
         sel, camp, cv = r["selection"], r["campaign"], r["expected_spearman"]
         version, predictions = r["version"], r["predictions"]
         pooled = cv["pooled"]
-        correlated = ", ".join(f"{c['target']} {c['rho']:.3f}" for c in r["correlated"][:3]) or "none known"
-        expected = (f"{pooled['rho']:.3f} [{pooled['low']:.3f}, {pooled['high']:.3f}] ({cv['folds']}-fold CV, n={pooled['n']})"
+        correlated = ", ".join(f"{c['target']} {fmt(c['rho'])}" for c in r["correlated"][:3]) or "none known"
+        expected = (f"{fmt(pooled['rho'])} [{fmt(pooled['low'])}, {fmt(pooled['high'])}] ({cv['folds']}-fold CV, n={pooled['n']})"
                     if cv["folds"] else "too few samples to estimate")
         q = predictions["quantiles"]
         lines = [
@@ -129,8 +131,8 @@ class AddDeviceResult:
             f"transfer: {r['base']['method']} from {BASE} {r['base']['version']} with {r['transfer']['samples']} rows -> "
             f"v{version['number']} ({'promoted' if version['promoted'] else 'not promoted'}: {version['reason']})",
             f"expected Spearman: {expected}; most correlated: {correlated}",
-            f"predictions: {predictions['archs']} archs from v{predictions['version']}, median {q['p50']:.3f} ms "
-            f"(p5 {q['p5']:.3f}, p95 {q['p95']:.3f}) -> {predictions['path']}",
+            f"predictions: {predictions['archs']} archs from v{predictions['version']}, median {fmt(q['p50'])} ms "
+            f"(p5 {fmt(q['p5'])}, p95 {fmt(q['p95'])}) -> {predictions['path']}",
             f"report: {self.files.markdown}",
             "wall time: " + f"{sum(r['timings'].values()):.1f} s ("
             + ", ".join(f"{k} {v:.1f}" for k, v in r["timings"].items()) + ")",
@@ -190,15 +192,17 @@ def probe(device: Device) -> str:
     return f"{device.name} reachable: {what}{cores}"
 
 
-def without_held_out(table: TargetTable) -> TargetTable:
-    """``table`` without the rows of held-out archs (what a registered predictor may learn from)."""
-    mask = holdout.held_out_mask(table.space, table.latencies.index)
-    return dataclasses.replace(table, latencies=table.latencies[~mask])
+Result = TypeVar("Result", workflow.PretrainResult, workflow.TransferResult)
+
+
+def marked(result: Result) -> Result:
+    """``result`` whose saved manifest records that the held-out slice was excluded (the registry requires it)."""
+    return dataclasses.replace(result, update=dataclasses.replace(result.update, event=holdout.MARKER))
 
 
 def measured_rows(store: Path, space: str, device: Device, archs: Sequence[str]) -> list[dict[str, Any]]:
     """The newest stored row of each arch for the device's default configuration (for the report)."""
-    from farm.store import SCHEMA, Store
+    from farm.store import SCHEMA
 
     wanted = ["arch", "runtime", "batch_size", "status", "latency_ms", "cv", "ci_low_ms", "ci_high_ms", "measured_at"]
     rows = Store(store).read(search_space=space, device=device.name, columns=[c for c in wanted if c in SCHEMA.names])
@@ -236,10 +240,11 @@ def add_device(options: AddDeviceOptions, *, stream: TextIO | None = sys.stderr)
         if started_here:
             ray.shutdown()
     with clock.step("transfer") as step:
-        table = load_table(options.store, options.space, statuses=options.statuses)
+        rows = read_space(Store(options.store), options.space, options.statuses)
+        table = rows.table
         target = table.resolve(device.name)
-        samples, held_out = holdout.split(table.series(target), options.space)
-        outcome = _transfer_and_register(ready, options, table, target, samples, held_out)
+        samples, held_out = rows.trainable.series(target), rows.held_out(target)
+        outcome = _transfer_and_register(ready, options, rows.trainable, target, samples, held_out)
         step.note(f"{outcome['samples']} rows of {target} -> v{outcome['version']} "
                   f"({'promoted' if outcome['promoted'] else 'not promoted'}: {outcome['reason']})"
                   if outcome["registered"] else f"{outcome['samples']} rows of {target}: {outcome['reason']}")
@@ -293,9 +298,10 @@ def _measure_note(device: Device, campaign: SampleCampaign) -> str:
             f"{totals['not_measured']} not measured, {campaign.already_stored} already stored ({config})")
 
 
-def _transfer_and_register(ready: Prepared, options: AddDeviceOptions, table: TargetTable, target: str,
+def _transfer_and_register(ready: Prepared, options: AddDeviceOptions, trainable: TargetTable, target: str,
                            samples: pd.Series, held_out: pd.Series) -> dict[str, Any]:
-    """Transfer a copy of the base on the target's trainable rows, save, register, maybe promote.
+    """Transfer a copy of the base on the target's trainable rows (``trainable``: no held-out archs), save,
+    register, maybe promote.
 
     When ``current`` already learned from exactly these rows (same data snapshot) with the same
     base, nothing is transferred or registered: a re-run changes nothing.
@@ -306,9 +312,8 @@ def _transfer_and_register(ready: Prepared, options: AddDeviceOptions, table: Ta
         return {"samples": len(samples), "seconds": 0.0, "version": current.number, "registered": False,
                 "promoted": False, "reason": f"current v{current.number} already learned from exactly these rows "
                                              "with this base; nothing new registered", "score": score}
-    result = workflow.transfer(fresh_copy(ready.base), without_held_out(table), target, manifest=ready.base_manifest,
-                               hyper=options.hyper)
-    result = dataclasses.replace(result, update=dataclasses.replace(result.update, event=holdout.MARKER))
+    result = marked(workflow.transfer(fresh_copy(ready.base), trainable, target, manifest=ready.base_manifest,
+                                      hyper=options.hyper))
     score = holdout.score(result.predictor, target, held_out)
     current_score = holdout.score(predictor_dirs.load(current.path)[0], target, held_out) if current else None
     staging = Path(tempfile.mkdtemp(dir=options.registry, prefix=".add-device-"))
@@ -316,7 +321,7 @@ def _transfer_and_register(ready: Prepared, options: AddDeviceOptions, table: Ta
         folder = workflow.save(result, staging / "predictor")
         version, decision = register_version(
             ready.registry, options.space, target, folder, score=score, current_score=current_score,
-            samples=result.samples, note=f"farm add-device {ready.device.name}: {result.samples} rows, "
+            rows=result.samples, base_version=ready.base_version.number, note=f"farm add-device {ready.device.name}: {result.samples} rows, "
                                          f"base {BASE} v{ready.base_version.number}",
         )
     finally:
@@ -395,5 +400,5 @@ def run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-__all__ = ["AddDeviceOptions", "AddDeviceResult", "STEPS", "add_device", "options_from", "prepare", "register", "run",
-           "without_held_out"]
+__all__ = ["AddDeviceOptions", "AddDeviceResult", "STEPS", "add_device", "marked", "options_from", "prepare", "register",
+           "run"]

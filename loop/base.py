@@ -29,7 +29,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shutil
 import sys
@@ -44,10 +43,12 @@ import pyarrow.parquet as pq
 
 from farm.errors import UserError, exit_on_user_error
 from farm.importer import import_table
-from loop.add_device import without_held_out
+from farm.store import Store
+from loop.add_device import marked
 from loop.atomic import write_atomic
-from trainer import holdout, workflow
+from trainer import workflow
 from trainer.data import load_table
+from trainer.watermark import read_space
 from trainer.evaluate import TASKS
 from trainer.versions import BASE, PredictorRegistry, Version
 
@@ -99,12 +100,12 @@ def import_space(table: Path, store: Path, space: str, devices: Sequence[str] | 
 
 def pretrain_base(options: BaseOptions, *, say: Any = print) -> tuple[Version, bool]:
     """Pre-train, register and (when there is no current base, or ``promote``) promote; (version, promoted)."""
-    table = load_table(options.store, options.space)
-    sources = [table.resolve(name) for name in options.sources]
-    result = workflow.pretrain(without_held_out(table), sources, method=options.method,
-                               source_samples=options.source_samples, cap_source_samples=True, seed=options.seed,
-                               hyper=options.hyper, progress=True, say=say)
-    result = dataclasses.replace(result, update=dataclasses.replace(result.update, event=holdout.MARKER))
+    load_table(options.store, options.space)  # a missing or empty store: one clear line
+    trainable = read_space(Store(options.store), options.space).trainable
+    sources = [trainable.resolve(name) for name in options.sources]
+    result = marked(workflow.pretrain(trainable, sources, method=options.method, source_samples=options.source_samples,
+                                      cap_source_samples=True, seed=options.seed, hyper=options.hyper, progress=True,
+                                      say=say))
     registry = PredictorRegistry(options.registry)
     options.registry.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=options.registry, prefix=".pretrain-"))

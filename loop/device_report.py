@@ -85,6 +85,7 @@ def write_histogram(path: Path, predicted_ms: np.ndarray, measured_ms: Sequence[
     axis.hist(values, bins=bins, color="#4C72B0", alpha=0.85, label=f"predicted, {values.size} archs")
     if log:
         axis.set_xscale("log")
+        plain_log_ticks(axis.xaxis)
     measured = np.asarray(list(measured_ms), dtype="float64")
     if measured.size:
         axis.plot(measured, np.zeros_like(measured), "|", color="#C44E52", markersize=18, markeredgewidth=1.5,
@@ -102,6 +103,17 @@ def write_histogram(path: Path, predicted_ms: np.ndarray, measured_ms: Sequence[
         return write_atomic(path, save)
     finally:
         plt.close(figure)
+
+
+def plain_log_ticks(*axes: Any) -> None:
+    """Label log-scale axes ``0.5 1 2 5 10`` instead of ``5x10^-1 10^0 ...``."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    label = FuncFormatter(lambda value, _: f"{value:g}")
+    for axis in axes:
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(label)
+        axis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:
@@ -152,7 +164,7 @@ def _predictions_section(report: Mapping[str, Any]) -> list[str]:
     return ["## Predicted distribution", "",
             f"{predictions['archs']} archs ({predictions['pool']}) -> `{predictions['path']}`.", "",
             "| min | p5 | p25 | median | p75 | p95 | max |", "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-            "| " + " | ".join(f"{q[k]:.3f}" for k in ("p0", "p5", "p25", "p50", "p75", "p95", "p100")) + " |", "",
+            "| " + " | ".join(fmt(q[k]) for k in ("p0", "p5", "p25", "p50", "p75", "p95", "p100")) + " |", "",
             "![predicted latency histogram](predicted.png)", ""]
 
 
@@ -161,7 +173,7 @@ def _correlation_section(report: Mapping[str, Any]) -> list[str]:
              "Spearman of this device's measured samples against each known target on the same archs "
              "(95% bootstrap interval).", "", "| target | Spearman | 95% interval | archs |", "| --- | ---: | --- | ---: |"]
     for item in report["correlated"]:
-        lines.append(f"| {item['target']} | {item['rho']:.3f} | [{item['low']:.3f}, {item['high']:.3f}] | {item['n']} |")
+        lines.append(f"| {item['target']} | {fmt(item['rho'])} | [{fmt(item['low'])}, {fmt(item['high'])}] | {item['n']} |")
     if not report["correlated"]:
         lines.append("| (no known target shares enough archs) | | | |")
     return lines + [""]
@@ -174,8 +186,18 @@ def _crossval_section(report: Mapping[str, Any]) -> list[str]:
     pooled = cv["pooled"]
     return ["## Expected Spearman (cross-validation on the samples)", "",
             f"{cv['folds']}-fold: transfer on {cv['folds'] - 1} folds, predict the held fold; pooled out-of-fold "
-            f"Spearman **{pooled['rho']:.3f}** (95% bootstrap interval [{pooled['low']:.3f}, {pooled['high']:.3f}], "
-            f"n = {pooled['n']}); per fold {cv['fold_mean']:.3f} +- {cv['fold_std']:.3f} (mean +- std).", ""]
+            f"Spearman **{fmt(pooled['rho'])}** (95% bootstrap interval [{fmt(pooled['low'])}, {fmt(pooled['high'])}], "
+            f"n = {pooled['n']}); per fold {fmt(cv['fold_mean'])} +- {fmt(cv['fold_std'])} (mean +- std).", ""]
+
+
+def fmt(value: Any, spec: str = ".3f") -> str:
+    """``value`` formatted with ``spec``, or ``-`` where it is missing (None, NaN).
+
+    Example:
+        >>> fmt(0.91234), fmt(None), fmt(float("nan"), ".1%")
+        ('0.912', '-', '-')
+    """
+    return format(value, spec) if _finite(value) else "-"
 
 
 def _finite(value: Any) -> bool:
@@ -202,4 +224,4 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-__all__ = ["QUANTILES", "ReportFiles", "jsonable", "quantiles", "render_markdown", "report_folder", "write_histogram", "write_report"]
+__all__ = ["QUANTILES", "ReportFiles", "fmt", "jsonable", "plain_log_ticks", "quantiles", "render_markdown", "report_folder", "write_histogram", "write_report"]
