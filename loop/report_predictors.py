@@ -31,8 +31,9 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from loop.report_plot import Figure, file_name, log_axis, plt, save_png
+from loop.report_plot import Figure, file_name, plt, save_png
 from loop.report_progress import StepProgress
+from loop.report_scatter import draw_scatter
 from loop.report_stats import Correlation, finite, spearman
 from loop.report_store import SpaceRows
 from trainer import holdout, registry
@@ -110,8 +111,9 @@ def predictor_reports(
     steps = StepProgress(sum(1 + len(j.sample_counts) * len(config.seeds) for j, _ in jobs if j.base is not None)
                          + sum(1 for j, _ in jobs if j.base is None), "report: predictor curves", enabled=progress)
     for job, report in jobs:
-        report.current, points = _score_current(job)
-        report.figures.append(_scatter_figure(job, report.current, points, out))
+        scored = _score_current(job)
+        report.current = scored.summary
+        report.figures.append(_scatter_figure(job, scored, out))
         steps.step(f"{job.space}/{job.target} {job.version.name}: predicted vs measured")
         if job.base is None:
             report.error = (f"no current base predictor ({BASE}) of {job.space} in {registry_root}: "
@@ -151,8 +153,16 @@ def _prepare(
     return _Job(space, target, version, predictor, manifest, trainable, held_out, base, counts)
 
 
-def _score_current(job: _Job) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-    """(metrics of the current predictor on the held-out slice, the points of its scatter)."""
+@dataclass(frozen=True)
+class _Scored:
+    """The current predictor on the held-out slice: its correlation, the JSON summary, the scatter's points."""
+
+    correlation: Correlation
+    summary: dict[str, Any]
+    points: dict[str, list[Any]]
+
+
+def _score_current(job: _Job) -> _Scored:
     predicted = np.asarray(job.predictor.predict(list(job.held_out.index), job.target), dtype="float64")
     measured = job.held_out.to_numpy(dtype="float64")
     correlation = spearman(predicted, measured)
@@ -168,7 +178,7 @@ def _score_current(job: _Job) -> tuple[dict[str, Any], dict[str, list[Any]]]:
         "within_10": metrics.within_10,
     }
     points = {"arch": list(job.held_out.index), "measured_ms": measured.tolist(), "predicted_ms": predicted.tolist()}
-    return summary, points
+    return _Scored(correlation, summary, points)
 
 
 def _curve(job: _Job, config: CurveConfig, step: Callable[[str], None]) -> list[dict[str, Any]]:
@@ -198,38 +208,17 @@ def _curve(job: _Job, config: CurveConfig, step: Callable[[str], None]) -> list[
     return points
 
 
-def _scatter_figure(job: _Job, current: dict[str, Any], points: dict[str, list[Any]], out: Path) -> Figure:
-    measured = np.asarray(points["measured_ms"])
-    predicted = np.asarray(points["predicted_ms"])
-    figure, axes = plt.subplots(figsize=(5.2, 5.0))
-    axes.scatter(measured, predicted, s=18 if measured.size < 200 else 4, alpha=0.6, linewidths=0, color="#3b75af")
-    positive = np.concatenate([measured[measured > 0], predicted[predicted > 0]])
-    if positive.size:
-        low, high = float(positive.min()) / 1.1, float(positive.max()) * 1.1
-        axes.plot([low, high], [low, high], color="black", linewidth=0.8, label="y = x")
-        for ratio, style in ((1.1, ":"),):
-            axes.plot([low, high], [low * ratio, high * ratio], color="grey", linewidth=0.7, linestyle=style,
-                      label="+-10%")
-            axes.plot([low, high], [low / ratio, high / ratio], color="grey", linewidth=0.7, linestyle=style)
-        log_axis(axes.xaxis, low, high)
-        log_axis(axes.yaxis, low, high)
-        axes.set_xlim(low, high)
-        axes.set_ylim(low, high)
-        axes.set_aspect("equal")
-    correlation = Correlation(current["spearman"] if current["spearman"] is not None else float("nan"), current["n"],
-                              *(c if c is not None else float("nan") for c in current["ci95"]))
-    axes.set_title(f"{job.target} ({job.space}): {job.manifest['method']} {job.version.name}\n"
-                   f"Spearman {correlation.label()} held-out archs; within 10%: {current['within_10']:.0%}",
-                   fontsize=9)
-    axes.set_xlabel("measured latency (ms)")
-    axes.set_ylabel("predicted latency (ms)")
-    axes.legend(fontsize=8, loc="upper left")
+def _scatter_figure(job: _Job, scored: _Scored, out: Path) -> Figure:
+    measured = np.asarray(scored.points["measured_ms"])
+    predicted = np.asarray(scored.points["predicted_ms"])
+    title = (f"{job.target} ({job.space}): {job.manifest['method']} {job.version.name}\n"
+             f"Spearman {scored.correlation.label()} held-out archs; within 10%: {scored.summary['within_10']:.0%}")
     path = out / file_name(job.space, job.target, "predicted-vs-measured")
-    save_png(figure, path)
+    save_png(draw_scatter(measured, predicted, title), path)
     caption = (f"{job.space}/{job.target}: current predictor {job.version.name} ({job.manifest['method']}) against "
-               f"the measured latency of the {len(measured)} held-out archs, Spearman {correlation.label()}")
-    data = {key: current[key] for key in ("version", "method", "spearman", "n", "ci95", "within_10")}
-    return Figure("predicted_vs_measured", path, caption, {**data, "held_out": points},
+               f"the measured latency of the {len(measured)} held-out archs, Spearman {scored.correlation.label()}")
+    data = {key: scored.summary[key] for key in ("version", "method", "spearman", "n", "ci95", "within_10")}
+    return Figure("predicted_vs_measured", path, caption, {**data, "held_out": scored.points},
                   space=job.space, target=job.target)
 
 

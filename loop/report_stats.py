@@ -36,11 +36,17 @@ class Correlation:
         return {"spearman": finite(self.rho), "n": self.n, "ci95": [finite(self.low), finite(self.high)]}
 
     def label(self) -> str:
-        """``0.953 [0.94, 0.96], n=120`` for titles."""
+        """``0.953 [0.941, 0.963], n=120`` for titles (four decimals at 0.995 and above, so 1.000 means 1).
+
+        Example:
+            >>> Correlation(0.9996, 1581, 0.9994, 0.9997).label()
+            '0.9996 [0.9994, 0.9997], n=1581'
+        """
         if math.isnan(self.rho):
             return f"n/a (n={self.n})"
-        interval = f" [{self.low:.2f}, {self.high:.2f}]" if not math.isnan(self.low) else ""
-        return f"{self.rho:.3f}{interval}, n={self.n}"
+        digits = 4 if abs(self.rho) >= 0.995 else 3
+        interval = f" [{self.low:.{digits}f}, {self.high:.{digits}f}]" if not math.isnan(self.low) else ""
+        return f"{self.rho:.{digits}f}{interval}, n={self.n}"
 
 
 def interval(rho: float, n: int) -> tuple[float, float]:

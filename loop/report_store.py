@@ -15,12 +15,14 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 import pandas as pd
 
+from farm.device_records import read_records
 from farm.store import SCHEMA, Store
-from trainer.data import TARGET_COLUMNS, TargetTable
+from trainer.data import TargetTable
+from trainer.targets import TARGET_COLUMNS
 
 #: Optional per-row confidence interval of ``latency_ms`` (only in stores whose schema has them).
 CI_COLUMNS: tuple[str, str] = ("ci_low_ms", "ci_high_ms")
@@ -41,8 +43,8 @@ class SpaceRows:
         return all(c in self.rows.columns for c in CI_COLUMNS) and bool(self.rows[CI_COLUMNS[0]].notna().any())
 
     def targets(self) -> list[str]:
-        """Target names, sorted."""
-        return self.table.names()
+        """Every target with a row (ok or not), sorted."""
+        return sorted(self.rows["target"].dropna().unique())
 
 
 def store_columns(store: Store) -> list[str]:
@@ -51,19 +53,19 @@ def store_columns(store: Store) -> list[str]:
 
 
 def load_space_rows(store: Store, space: str) -> SpaceRows:
-    """Every row of ``space`` in ``store``, with a ``target`` column, and the ok latencies per target."""
+    """Every row of ``space`` in ``store``, with a ``target`` column, and the ok latencies per target.
+
+    Names come from all rows and the store's device records, exactly as
+    :func:`trainer.data.load_table` names them.
+    """
     rows = store.read(search_space=space, columns=store_columns(store))
+    table = TargetTable.from_long(rows, space, origin=str(store.root), statuses=("ok",),
+                                  records=read_records(store.root))
     rows["batch_size"] = rows["batch_size"].astype("int64")
     rows["input_size"] = rows["input_size"].fillna(0).astype("int64")
-    ok_latency = rows["latency_ms"].where(rows["status"] == "ok")
-    long = rows[["arch", *TARGET_COLUMNS]].assign(latency_ms=ok_latency)
-    table = TargetTable.from_long(long, space, origin=str(store.root))
-    names = pd.DataFrame(
-        [(k.device, k.runtime, k.batch_size, k.input_size, name) for name, k in table.keys.items()],
-        columns=[*TARGET_COLUMNS, "target"],
-    )
-    rows = rows.merge(names, on=list(TARGET_COLUMNS), how="left")
-    return SpaceRows(space, rows, table)
+    names = pd.DataFrame([(*astuple(key), name) for name, key in table.keys.items()],
+                         columns=[*TARGET_COLUMNS, "target"])
+    return SpaceRows(space, rows.merge(names, on=list(TARGET_COLUMNS), how="left"), table)
 
 
 __all__ = ["CI_COLUMNS", "SpaceRows", "load_space_rows", "store_columns"]

@@ -247,3 +247,24 @@ def test_bad_input_is_one_line_and_exit_2_before_any_work(case, expected, store,
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and expected in err and "Traceback" not in err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_target_without_base_predictor(store, help_rows, tmp_path, capsys):
+    """layerwise learns from target samples only: without a registered base the curve starts from a fresh one."""
+    trainable, _ = holdout.split(pixel2_series(help_rows), SPACE)
+    predictor = get_method("layerwise")(SPACE)
+    predictor.transfer(TARGET, trainable.iloc[:TRAINED_ON])
+    update = registry.ManifestUpdate("transfer", target=TARGET, samples={TARGET: TRAINED_ON}, event=holdout.MARKER)
+    versions = PredictorRegistry(tmp_path / "registry")
+    version = versions.add(SPACE, TARGET, registry.save(predictor, tmp_path / "p", update))
+    assert farm_report(["--store", str(store), "--registry", str(tmp_path / "registry"), "--out", str(tmp_path / "r"),
+                        "--samples", "5", "--seeds", "0", "--json", "--quiet"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)["predictors"]
+    assert entry["error"].endswith("no current version (none promoted yet)") and entry["files"] == []
+    versions.promote(SPACE, TARGET, version.number, reason="test")
+    assert farm_report(["--store", str(store), "--registry", str(tmp_path / "registry"), "--out", str(tmp_path / "r"),
+                        "--samples", "5", "--seeds", "0", "--json", "--quiet"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    (entry,) = payload["predictors"]
+    assert entry["error"] is None and [p["samples"] for p in entry["curve"]] == [5]
+    assert "Not drawn" not in (tmp_path / "r" / INDEX).read_text()
