@@ -123,7 +123,7 @@ def make_protocol(device: "Device", config: CampaignConfig) -> "Protocol":
         # counts for interleaved); another protocol starts from its published defaults and keeps
         # only the device's stability rule.
         return protocols.make(
-            config.protocol, max_cv=settings.max_cv, max_repeats=settings.max_repeats, **config.protocol_overrides()
+            config.protocol, max_ci=settings.max_ci, max_repeats=settings.max_repeats, **config.protocol_overrides()
         )
     return protocols.make(settings, **config.protocol_overrides())
 

@@ -223,10 +223,10 @@ def test_a_campaign_protocol_other_than_the_devices_starts_from_its_own_defaults
     from farm.run import CampaignConfig, make_protocol
 
     device = Device.model_validate(
-        {"name": "cpu-x", "kind": "cpu", "protocol": {"name": "interleaved", "runs": 3, "rounds": 2, "max_cv": 0.2}}
+        {"name": "cpu-x", "kind": "cpu", "protocol": {"name": "interleaved", "runs": 3, "rounds": 2, "max_ci": 0.2}}
     )
     own = make_protocol(device, CampaignConfig(search_space="nasbench201", archs=["a"], devices=[device], store_root="unused", protocol=None))
     assert own.row_fields()["runs"] == 6  # 2 rounds x 3 per burst
     switched = make_protocol(device, CampaignConfig(search_space="nasbench201", archs=["a"], devices=[device], store_root="unused", protocol="help"))
     assert switched.row_fields() == {"protocol": "help", "warmup_runs": 50, "runs": 50, "trim": 0.1}
-    assert switched.max_cv == 0.2
+    assert switched.max_ci == 0.2  # the device's stability rule goes along
