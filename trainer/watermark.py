@@ -30,6 +30,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from farm.device_records import read_records
 from farm.store import Store, StoreError
 from trainer import holdout
 from trainer.data import TARGET_COLUMNS, DataError, TargetKey, TargetTable
@@ -73,16 +74,18 @@ class SpaceRows:
 
 def read_space(store: Store, space: str, statuses: tuple[str, ...] = ("ok",)) -> SpaceRows:
     """Read ``space`` once: the pivoted table, the table without held-out archs, the fingerprints."""
-    columns = [*TARGET_COLUMNS, "arch", "latency_ms", "measurement_id"]
+    columns = [*TARGET_COLUMNS, "arch", "latency_ms", "measurement_id", "status"]
     try:
-        frame = store.read(search_space=space, where={"status": list(statuses)}, columns=columns)
+        frame = store.read(search_space=space, columns=columns)
     except StoreError as error:
         raise DataError(f"{store.root}: cannot read the store ({error}); check the directory is a farm store") from None
-    table = TargetTable.from_long(frame, space, origin=str(store.root))
+    # Names and defaults come from every row and the device records, so they never depend on today's statuses.
+    table = TargetTable.from_long(frame, space, origin=str(store.root), statuses=statuses,
+                                  records=read_records(store.root))
     held = holdout.held_out_mask(space, table.latencies.index)
-    trainable = TargetTable(space, table.latencies[~held], dict(table.keys), table.origin)
+    trainable = table.with_latencies(table.latencies[~held])
     names = {key: name for name, key in table.keys.items()}
-    frame = frame[~frame["arch"].isin(set(table.latencies.index[held]))]
+    frame = frame[frame["status"].isin(list(statuses)) & ~frame["arch"].isin(set(table.latencies.index[held]))]
     target_of = [names[TargetKey(d, r, int(b), int(0 if pd.isna(i) else i))]
                  for d, r, b, i in frame[list(TARGET_COLUMNS)].itertuples(index=False, name=None)]
     ids = frame["measurement_id"].groupby(pd.Series(target_of, index=frame.index, dtype="object"))
