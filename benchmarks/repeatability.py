@@ -91,6 +91,8 @@ class PairFigures:
     unstable_share: float
     calibration: float
     calibration_corrected: float
+    pair_coverage: float
+    pair_coverage_corrected: float
     failed: int
     jobs: int
     wall_s: list[float] = field(default_factory=list)
@@ -126,6 +128,19 @@ def share_inside(estimate: pd.Series, low: pd.Series, high: pd.Series) -> float:
     return float(((estimate[known] >= low[known]) & (estimate[known] <= high[known])).mean())
 
 
+def share_within_joint(a: pd.Series, a_half: pd.Series, b: pd.Series, b_half: pd.Series) -> float:
+    """The share of archs whose two estimates differ by at most ``sqrt(h_a**2 + h_b**2)``.
+
+    With calibrated intervals of the same level (half-width ``h = t * se``), that is the same level's
+    interval for the difference of two independent estimates, so the share should be the nominal level.
+    """
+    known = a.notna() & b.notna() & a_half.notna() & b_half.notna()
+    if not known.any():
+        return math.nan
+    joint = np.sqrt(a_half[known] ** 2 + b_half[known] ** 2)
+    return float(((a[known] - b[known]).abs() <= joint).mean())
+
+
 def compare(first: Campaign, second: Campaign, archs: list[str]) -> PairFigures:
     a, b = first.rows, second.rows
     raw_a, raw_b = per_arch(a, a["latency_ms"], archs), per_arch(b, b["latency_ms"], archs)
@@ -155,6 +170,16 @@ def compare(first: Campaign, second: Campaign, archs: list[str]) -> PairFigures:
             per_arch(shared[in_a], shared["corrected_low_ms"][in_a], archs),
             per_arch(shared[in_a], shared["corrected_high_ms"][in_a], archs),
         ),
+        pair_coverage=share_within_joint(
+            raw_a, per_arch(a, (a["ci_high_ms"] - a["ci_low_ms"]) / 2, archs),
+            raw_b, per_arch(b, (b["ci_high_ms"] - b["ci_low_ms"]) / 2, archs),
+        ),
+        pair_coverage_corrected=share_within_joint(
+            per_arch(shared[in_a], shared["corrected"][in_a], archs),
+            per_arch(shared[in_a], (shared["corrected_high_ms"] - shared["corrected_low_ms"])[in_a] / 2, archs),
+            per_arch(shared[in_b], shared["corrected"][in_b], archs),
+            per_arch(shared[in_b], (shared["corrected_high_ms"] - shared["corrected_low_ms"])[in_b] / 2, archs),
+        ),
         failed=failed,
         jobs=int(a["job_id"].nunique()),
         wall_s=[first.wall_s, second.wall_s],
@@ -176,8 +201,11 @@ def verdicts(pairs: list[PairFigures], archs: int) -> dict[str, bool]:
     return {
         f"Spearman >= {target} in every pair{' (anchored)' if many_jobs else ''}": min(spearman) >= target,
         f"unstable <= {TARGET_UNSTABLE:.0%}": max(p.unstable_share for p in pairs) <= TARGET_UNSTABLE,
-        f"calibration within {TARGET_CALIBRATION_POINTS * 100:.0f} points of {CI_LEVEL:.0%}": all(
+        f"2nd estimate inside the 1st's interval within {TARGET_CALIBRATION_POINTS * 100:.0f} points of {CI_LEVEL:.0%}": all(
             abs(p.calibration - CI_LEVEL) <= TARGET_CALIBRATION_POINTS for p in pairs
+        ),
+        f"joint (difference) coverage within {TARGET_CALIBRATION_POINTS * 100:.0f} points of {CI_LEVEL:.0%}": all(
+            abs(p.pair_coverage - CI_LEVEL) <= TARGET_CALIBRATION_POINTS for p in pairs
         ),
     }
 
@@ -191,7 +219,7 @@ def render(figures: dict[tuple[str, int], list[PairFigures]], archs: int, args: 
         f"{archs} NB201 archs, pairs of farm campaigns per protocol, LocalAgent on this CPU (1 thread), "
         f"anchors {'off' if args.no_anchors else args.anchors if args.anchors is not None else 'default'}",
         f"{'protocol':<12} {'job size':>8} {'jobs':>4} {'pair':>4} {'Spearman':>9} {'Kendall':>8} {'Sp. anch':>9} {'Kd. anch':>9} "
-        f"{'CI half':>8} {'unstable':>8} {'inside':>7} {'in anch':>7} {'anchors':>8} {'wall s (1st, 2nd)':>18}",
+        f"{'CI half':>8} {'unstable':>8} {'inside':>7} {'in anch':>7} {'joint':>6} {'j anch':>6} {'anchors':>8} {'wall s (1st, 2nd)':>18}",
     ]
     for (protocol, job_size), pairs in figures.items():
         for number, p in enumerate(pairs, start=1):
@@ -200,12 +228,14 @@ def render(figures: dict[tuple[str, int], list[PairFigures]], archs: int, args: 
                 f"{fmt(p.spearman_corrected, '.4f'):>9} {fmt(p.kendall_corrected, '.4f'):>9} "
                 f"{fmt(p.median_ci_rel_half_width, '.2%'):>8} {fmt(p.unstable_share, '.0%'):>8} "
                 f"{fmt(p.calibration, '.0%'):>7} {fmt(p.calibration_corrected, '.0%'):>7} "
+                f"{fmt(p.pair_coverage, '.0%'):>6} {fmt(p.pair_coverage_corrected, '.0%'):>6} "
                 f"{fmt(p.anchor_time_share, '.0%'):>8} {p.wall_s[0]:>8.1f} {p.wall_s[1]:>8.1f}"
             )
     lines.append(
         f"inside: share of archs whose 2nd estimate is inside the 1st campaign's {CI_LEVEL:.0%} interval "
         f"(nominal {CI_LEVEL:.0%}; ideal for two equally precise estimates {ideal_calibration(CI_LEVEL):.0%}); "
-        "anchors: their share of the timed runs"
+        "joint: share of archs whose two estimates differ by at most sqrt(h1^2 + h2^2), the interval of the "
+        f"difference (nominal {CI_LEVEL:.0%} when the intervals are calibrated); anchors: their share of the timed runs"
     )
     for (protocol, job_size), pairs in figures.items():
         if protocol == "interleaved":
