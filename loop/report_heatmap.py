@@ -116,8 +116,11 @@ def _draw(matrix: SpearmanMatrix, space: str) -> Any:
     low = min(low, 0.9)
     colours = plt.get_cmap("viridis").with_extremes(bad="#d9d9d9")
     image = axes.imshow(np.ma.masked_invalid(values), cmap=colours, vmin=low, vmax=1.0)
+    measured = np.diag(matrix.shared).astype(int)
+    varies = len(set(measured.tolist())) > 1
+    rows = [f"{name} ({count})" for name, count in zip(matrix.names, measured)] if varies else matrix.names
     axes.set_xticks(range(k), matrix.names, rotation=90, fontsize=8)
-    axes.set_yticks(range(k), matrix.names, fontsize=8)
+    axes.set_yticks(range(k), rows, fontsize=8)
     axes.set_xticks(np.arange(-0.5, k, 1), minor=True)
     axes.set_yticks(np.arange(-0.5, k, 1), minor=True)
     axes.grid(which="minor", color="white", linewidth=0.6)
@@ -136,8 +139,9 @@ def _draw(matrix: SpearmanMatrix, space: str) -> Any:
     bar.set_label("Spearman rho over the archs both targets measured")
     shared = matrix.shared[~np.eye(k, dtype=bool)]
     counts = f"{int(shared.min())}-{int(shared.max())}" if shared.min() != shared.max() else f"{int(shared.min())}"
+    per_target = "; (n) = archs measured ok" if varies else ""
     axes.set_title(f"{space}: device-to-device Spearman of measured latency\n"
-                   f"{k} targets, {counts} shared archs per pair; order: {matrix.ordering}", fontsize=10)
+                   f"{k} targets, {counts} shared archs per pair{per_target}; order: {matrix.ordering}", fontsize=10)
     return figure
 
 

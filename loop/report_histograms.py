@@ -32,9 +32,14 @@ UNSTABLE_COLOUR = "#ef8636"
 
 
 def histogram(ok: np.ndarray, unstable: np.ndarray, bins: int = BINS) -> dict[str, Any]:
-    """Shared bin edges and counts of the ok and unstable latencies (ms), with quartiles of both together."""
+    """Shared bin edges and counts of the ok and unstable latencies (ms), with quartiles of both together.
+
+    Fewer bins for few rows (twice the square root of their number, at least 5), so a target
+    with a dozen rows is not a comb of ones.
+    """
     values = np.concatenate([ok, unstable])
     values = values[np.isfinite(values)]
+    bins = min(bins, max(5, int(2 * math.sqrt(values.size))))
     if values.size == 0:
         return {"n_ok": 0, "n_unstable": 0, "log_x": False, "edges_ms": [], "ok_counts": [], "unstable_counts": []}
     low, high = float(values.min()), float(values.max())
@@ -94,13 +99,13 @@ def _draw(data: dict[str, dict[str, Any]], space: str) -> Any:
         if h["log_x"]:
             log_axis(axes.xaxis, h["min_ms"], h["max_ms"])
         axes.axvline(h["median_ms"], color="black", linewidth=0.8, linestyle="--")
-        unstable = f", {h['n_unstable']} unstable" if h["n_unstable"] else ""
-        axes.set_title(f"{target}\nn={h['n_ok']}{unstable}, median {_ms(h['median_ms'])}", fontsize=8)
+        unstable = f" + {h['n_unstable']} unstable" if h["n_unstable"] else ""
+        axes.set_title(f"{target}\n{h['n_ok']} ok{unstable}, median {_ms(h['median_ms'])}", fontsize=8)
         axes.tick_params(which="both", labelsize=7)
         axes.set_xlabel("latency (ms)", fontsize=7)
     for axes in list(grid.flat)[k:]:
         axes.set_visible(False)
-    grid.flat[0].set_ylabel("archs", fontsize=7)
+    grid.flat[0].set_ylabel("rows", fontsize=7)
     if any(h["n_unstable"] for h in data.values()):
         handles = [Patch(color=OK_COLOUR, label="ok"), Patch(color=UNSTABLE_COLOUR, label="unstable")]
         figure.legend(handles=handles, loc="upper right", ncol=2, fontsize=8, frameon=False)

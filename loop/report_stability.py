@@ -2,8 +2,8 @@
 
 One horizontal bar per target, three panels side by side:
 
-1. the share of its rows that are ``ok``, ``unstable`` (CV above the device's
-   ``max_cv``) and ``failed``;
+1. the share of its rows that are ``ok``, ``unstable`` (the protocol's verdict:
+   its estimate did not settle within the device's limits) and ``failed``;
 2. the median coefficient of variation of its runs, with the interquartile
    range as the error bar (imported rows carry none: "no CV recorded" is written);
 3. where the store has ``ci_low_ms`` / ``ci_high_ms``: the median relative
