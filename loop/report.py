@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import sys
 import uuid
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from typing import Any
 
 from farm.errors import UserError
 from farm.store import Store, StoreError
+from loop.atomic import write_text_atomic
 from loop.report_heatmap import heatmap_figure
 from loop.report_histograms import histograms_figure
 from loop.report_plot import Figure
@@ -144,8 +144,8 @@ def build_report(config: ReportConfig) -> Report:
         report.notes += [f"{p.space}/{p.target}: {p.error}" for p in report.predictors if p.error]
         if not report.predictors:
             report.notes.append(f"{config.registry}: no registered predictor of {', '.join(spaces)}")
-    _write_text(config.out / INDEX, render_index(report))
-    _write_text(config.out / JSON_FILE, json.dumps(report.to_dict(), indent=1) + "\n")
+    write_text_atomic(render_index(report), config.out / INDEX)
+    write_text_atomic(json.dumps(report.to_dict(), indent=1) + "\n", config.out / JSON_FILE)
     return report
 
 
@@ -158,15 +158,6 @@ def render_index(report: Report) -> str:
         lines += ["", "## Not drawn", ""] + [f"- {note}" for note in report.notes]
     lines += ["", f"The numbers behind every figure: [{JSON_FILE}]({JSON_FILE}).", ""]
     return "\n".join(lines)
-
-
-def _write_text(path: Path, text: str) -> None:
-    temporary = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    with open(temporary, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 def _say(config: ReportConfig, line: str) -> None:

@@ -11,9 +11,7 @@ Example:
 from __future__ import annotations
 
 import math
-import os
 import re
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend is chosen first
 from matplotlib.figure import Figure as MplFigure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
+
+from loop.atomic import write_atomic  # noqa: E402
 
 #: Resolution of every PNG: sharp on a laptop screen, small enough for a wiki page.
 DPI = 120
@@ -64,19 +64,11 @@ def log_axis(axis: Any, low: float, high: float) -> None:
 
 
 def save_png(figure: MplFigure, path: Path) -> Path:
-    """Write ``figure`` to ``path`` atomically (temporary file, fsync, rename) and close it."""
-    temporary = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    """Write ``figure`` to ``path`` atomically (:func:`loop.atomic.write_atomic`) and close it."""
     try:
-        with open(temporary, "wb") as handle:
-            figure.savefig(handle, format="png", dpi=DPI, bbox_inches="tight")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        return write_atomic(path, lambda handle: figure.savefig(handle, format="png", dpi=DPI, bbox_inches="tight"))
     finally:
         plt.close(figure)
-        if temporary.exists():
-            temporary.unlink()
-    return path
 
 
 __all__ = ["DPI", "Figure", "file_name", "log_axis", "plt", "save_png"]
