@@ -14,7 +14,7 @@ The issue's six steps, the sixth in two (one progress line each, on stderr; the 
    so a re-run measures nothing twice;
 4. **transfer**: the base is transferred with every stored row of the device's
    default target (held-out archs dropped), saved, registered as the next
-   version of (space, target) and promoted by the rule of :mod:`loop.promotion`;
+   version of (space, target) and promoted by :func:`trainer.promotion.decide` (nightly's policy);
 5. **predict**: the current version predicts every candidate arch into
    ``predictions/space=S/target=T/<stamp>-v<N>.parquet`` (:mod:`loop.predictions`);
 6. **evaluate**: the most-correlated known devices (:mod:`loop.correlation`) and
@@ -48,11 +48,11 @@ from farm import spaces
 from farm.errors import UserError
 from farm.inventory import Device
 from loop.correlation import most_correlated
-from loop.crossval import DEFAULT_FOLDS, cross_validate, fresh_copy
+from loop.crossval import DEFAULT_FOLDS, cross_validate
 from loop.device_report import ReportFiles, fmt, jsonable, quantiles, report_folder, write_report
 from loop.pool import CandidatePool, candidate_pool
 from loop.predictions import PredictionInfo, write_predictions
-from loop.promotion import register as register_version
+from trainer.promotion import register as register_version
 from loop.sample_campaign import SampleCampaign, default_configuration, measure_missing
 from loop.selection import choose_archs
 from loop.steps import StepClock
@@ -60,6 +60,7 @@ from trainer import holdout, workflow
 from trainer import registry as predictor_dirs
 from farm.store import Store
 from trainer.data import TargetTable, snapshot_hash
+from trainer.evaluate import clone
 from trainer.watermark import read_space
 from trainer.models.base import Predictor
 from trainer.versions import BASE, PredictorRegistry, Version
@@ -312,7 +313,7 @@ def _transfer_and_register(ready: Prepared, options: AddDeviceOptions, trainable
         return {"samples": len(samples), "seconds": 0.0, "version": current.number, "registered": False,
                 "promoted": False, "reason": f"current v{current.number} already learned from exactly these rows "
                                              "with this base; nothing new registered", "score": score}
-    result = marked(workflow.transfer(fresh_copy(ready.base), trainable, target, manifest=ready.base_manifest,
+    result = marked(workflow.transfer(clone(ready.base), trainable, target, manifest=ready.base_manifest,
                                       hyper=options.hyper))
     score = holdout.score(result.predictor, target, held_out)
     current_score = holdout.score(predictor_dirs.load(current.path)[0], target, held_out) if current else None

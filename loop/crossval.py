@@ -1,6 +1,6 @@
 """The expected Spearman of a transferred predictor, from k-fold cross-validation on the device's own samples.
 
-For each of ``k`` folds a fresh copy of the base predictor is transferred
+For each of ``k`` folds a fresh copy (:func:`trainer.evaluate.clone`) of the base predictor is transferred
 with the other ``k - 1`` folds and predicts the held fold; the out-of-fold
 predictions of all folds are pooled, and their Spearman against the measured
 latencies (with a bootstrap interval) is the estimate. The per-fold Spearman
@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from loop.stats import SpearmanEstimate, spearman_with_interval
+from trainer.evaluate import clone
 from trainer.models.base import Predictor
 
 DEFAULT_FOLDS = 5
@@ -58,12 +59,6 @@ class CrossValidation:
                 "fold_mean": self.fold_mean, "fold_std": self.fold_std}
 
 
-def fresh_copy(predictor: Predictor) -> Predictor:
-    """An independent predictor rebuilt from ``predictor``'s saved state (as ``trainer.evaluate`` does)."""
-    tensors, config = predictor.state()
-    return type(predictor).from_state(tensors, config)
-
-
 def cross_validate(base: Predictor, target: str, samples: pd.Series, *, folds: int = DEFAULT_FOLDS, seed: int = 0,
                    hyper: Mapping[str, Any] | None = None) -> CrossValidation:
     """k-fold cross-validation of transferring ``base`` to ``target`` with ``samples`` (arch -> ms).
@@ -86,7 +81,7 @@ def cross_validate(base: Predictor, target: str, samples: pd.Series, *, folds: i
     archs = list(samples.index)
     for fold in range(k):
         held = assignment == fold
-        model = fresh_copy(base)
+        model = clone(base)
         model.hyper.update(dict(hyper or {}))
         model.transfer(target, samples[~held])
         fold_pred = np.asarray(model.predict([archs[i] for i in np.flatnonzero(held)], target), dtype="float64")
@@ -97,4 +92,4 @@ def cross_validate(base: Predictor, target: str, samples: pd.Series, *, folds: i
     return CrossValidation(pooled, per_fold, k)
 
 
-__all__ = ["CrossValidation", "DEFAULT_FOLDS", "cross_validate", "fresh_copy"]
+__all__ = ["CrossValidation", "DEFAULT_FOLDS", "cross_validate"]

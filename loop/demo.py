@@ -1,6 +1,6 @@
 """``make demo``: the project's main job on this machine, end to end, with the figure that shows it works.
 
-1. **import**: HELP's public NB201 latencies (``data/help_latency.parquet``) into the demo store;
+1. **import**: HELP's public NB201 latencies (``data/help_latency.parquet``, or ``--table``) into the demo store;
 2. **base**: pre-train the default method on HELP's ND source devices (900 archs each,
    held-out slice excluded) and register it as the base (a second run reuses it);
 3. **add-device**: ``farm add-device cpu-local``: this machine's own CPU, from
@@ -57,6 +57,7 @@ class DemoOptions:
     """The demo's folders and sizes."""
 
     root: Path = Path(".demo")
+    table: Path = HELP_TABLE
     inventory: Path = Path("inventory.yaml")
     device: str = "cpu-local"
     samples: int = 20
@@ -129,8 +130,8 @@ def run_demo(options: DemoOptions, *, stream: Any = sys.stderr) -> dict[str, Any
     clock = StepClock(STEPS, stream=stream)
     store, truth_store = options.folder("store"), options.folder("truth")
     with clock.step("import") as step:
-        added = import_space(HELP_TABLE, store, SPACE)
-        step.note(f"{added} rows of {HELP_TABLE.name} added to {store}" if added else f"{HELP_TABLE.name} already in {store}")
+        added = import_space(options.table, store, SPACE)
+        step.note(f"{added} rows of {options.table.name} added to {store}" if added else f"{options.table.name} already in {store}")
     with clock.step("base") as step:
         registry = PredictorRegistry(options.folder("registry"))
         base = registry.current(SPACE, BASE)
@@ -152,7 +153,7 @@ def run_demo(options: DemoOptions, *, stream: Any = sys.stderr) -> dict[str, Any
     try:
         with clock.step("add-device") as step:
             clock.announce(f"      farm add-device {options.device} --store {store} --registry {registry.root} ...")
-            result = add_device(add_options, stream=_Indented(stream))
+            result = add_device(add_options, stream=_Indented(stream) if stream is not None else None)
             step.note(f"predictions for {result.report['predictions']['archs']} archs -> {result.report['predictions']['path']}")
         with clock.step("ground truth") as step:
             archs = truth_archs(options, measured_archs(Store(store), SPACE, device))
@@ -213,6 +214,7 @@ def render(summary: dict[str, Any]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="make demo", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=Path(".demo"), help="demo folder (default .demo)")
+    parser.add_argument("--table", type=Path, default=HELP_TABLE, help="public latency table to import (default HELP's)")
     parser.add_argument("--inventory", type=Path, default=Path("inventory.yaml"))
     parser.add_argument("--device", default="cpu-local", help="inventory device to add (default cpu-local)")
     parser.add_argument("--samples", type=int, default=20, help="archs the sampler picks (default 20)")
@@ -233,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.samples < 1 or args.truth < 2:
         raise UserError("--samples must be >= 1 and --truth >= 2")
     options = DemoOptions(
-        root=args.root, inventory=args.inventory, device=args.device, samples=args.samples, truth=args.truth,
+        root=args.root, table=args.table, inventory=args.inventory, device=args.device, samples=args.samples, truth=args.truth,
         seed=args.seed, sources=[s for s in (args.sources or "").split(",") if s] or TASKS["ND"].sources,
         source_samples=args.source_samples, method=args.method, epochs=args.epochs,
         progress=not args.quiet and not args.json,

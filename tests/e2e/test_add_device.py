@@ -99,3 +99,19 @@ def test_add_device_predicts_the_whole_space_and_a_rerun_measures_nothing(
     assert again["selection"]["samples"] == report["selection"]["samples"]
     assert again["version"] == {**again["version"], "number": 1, "registered": False}  # same rows: nothing new
     assert again["predictions"]["version"] == 1
+
+
+def test_a_device_whose_probe_fails_is_one_line_and_exit_2(
+    ray_cluster: None, farm_dirs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("devices:\n  - name: replay-gone\n    kind: replay\n"
+                         f"    replay: {{table: {tmp_path / 'missing.parquet'}, device: pixel3}}\n")
+    with pytest.raises(SystemExit) as exit_:
+        main(["add-device", "replay-gone", "--inventory", str(inventory), "--store", str(farm_dirs["store"]),
+              "--registry", str(farm_dirs["registry"]), "--predictions", str(tmp_path / "p"),
+              "--reports", str(tmp_path / "r")])
+    error = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and len(error.splitlines()) == 1
+    assert "device 'replay-gone': probe failed" in error and "farm devices --devices replay-gone" in error
+    assert not Store(farm_dirs["store"]).read(device="replay-gone", columns=["arch"]).shape[0]
