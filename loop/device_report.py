@@ -28,6 +28,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from farm.intervals import CI_LEVEL
 from loop.atomic import write_atomic, write_text_atomic
 
 #: Quantiles of the predicted distribution in the report.
@@ -147,7 +148,7 @@ def _measured_section(report: Mapping[str, Any]) -> list[str]:
              f"{campaign['already_stored']} were already stored, {campaign['new_rows']} rows were added now. "
              f"The transfer learned from {report['transfer']['samples']} rows of the target: these samples, "
              "the campaigns' drift anchors and any other stored rows of it, held-out archs excluded.", "",
-             "| arch | status | latency ms | 95% interval ms | CV |", "| --- | --- | ---: | --- | ---: |"]
+             f"| arch | status | latency ms | {CI_LEVEL:.0%} interval ms | CV |", "| --- | --- | ---: | --- | ---: |"]
     for row in report["measured"]:
         interval = (f"[{row['ci_low_ms']:.3f}, {row['ci_high_ms']:.3f}]"
                     if _finite(row.get("ci_low_ms")) and _finite(row.get("ci_high_ms")) else "-")

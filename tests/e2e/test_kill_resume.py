@@ -102,6 +102,9 @@ def test_sigkill_mid_campaign_then_resume(tmp_path: Path, help_table_path: Path)
         assert pq.read_table(path).num_rows > 0  # every committed file is complete and readable
     rows = Store(store).read()
     assert set(rows["status"]) == {"ok"}
+    anchors = rows["is_anchor"].fillna(False).astype(bool)
+    assert anchors.any() and rows[anchors]["anchor_ms"].notna().all()  # every job measured its drift anchors too
+    rows = rows[~anchors]
     counts = rows.groupby(["device", "arch"]).size()
     assert len(counts) == 2 * N_ARCHS and counts.eq(1).all()  # each requested arch exactly once per device
     assert set(rows["arch"]) == set(archs)
