@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Iterable
 
@@ -31,20 +32,41 @@ __all__ = [
     "OutputError",
     "ToolCrashed",
     "UnparsableOutput",
+    "MAX_COUNT",
+    "MAX_DURATION_US",
+    "checked_number",
     "crash_line",
     "key_values",
     "log_lines",
+    "to_int",
     "to_number",
 ]
 
+#: The longest duration a benchmark figure may state: one day, in microseconds.
+MAX_DURATION_US = 86_400e6
+#: The most runs, executions or iterations a tool may report for one invocation.
+MAX_COUNT = 10**9
+#: More digits than any figure a tool prints; longer runs of digits are refused, not converted.
+_MAX_DIGITS = 30
+
 #: Log-level prefixes newer TFLite / glog builds put before every line.
 _LEVEL_PREFIX = re.compile(r"^(?:INFO|WARNING|WARN|ERROR|VERBOSE|DEBUG):\s?")
-_KEY_VALUE = re.compile(r"([A-Za-z_][\w.]*)=(\S+)")
-#: What a shell or the C++ runtime prints when a process dies (exit status 134 / 139 / 136).
+#: ``adb logcat`` prefixes: threadtime (``05-30 15:16:45.362  3380  3380 I tflite  : ``, the
+#: default since Android 7) and brief (``I/tflite  ( 3380): ``, ``I/tflite: ``).
+_LOGCAT_PREFIX = re.compile(
+    r"^(?:\d\d-\d\d \d\d:\d\d:\d\d\.\d+ +\d+ +\d+ +[VDIWEFA]|[VDIWEFA]/)[^:]*: ?"
+)
+#: The look-behind keeps a long word without ``=`` from being rescanned at every offset.
+_KEY_VALUE = re.compile(r"(?<![\w.])([A-Za-z_][\w.]*)=(\S+)")
+#: What a shell, the C++ runtime (libstdc++, Android's libc++) or Android's debuggerd prints
+#: when a process dies (exit status 134 / 137 / 139 / 136), with or without a prefix.
 _CRASH = re.compile(
-    r"^(?:.*: )?(Segmentation fault|Aborted|Illegal instruction|Bus error|Floating point exception|Killed)\b"
-    r"|^terminate called after throwing"
-    r"|^Fatal signal \d+"
+    r"^(?:.*:\s+)?(?:\d+\s+)?(Segmentation fault|Aborted|Illegal instruction|Bus error|Floating point exception"
+    r"|Killed)\b"
+    r"|\bterminate called (?:after throwing|without an active exception)"
+    r"|\bterminating (?:with|due to) uncaught exception\b"
+    r"|^libc\+\+abi: terminating\b"
+    r"|\bFatal signal \d+"
 )
 
 
@@ -58,7 +80,7 @@ class OutputError(ValueError):
         self.line = line
         text = f"{source}: {tool}: {reason}"
         if line is not None:
-            text += f" (line: {line.strip()!r})"
+            text += f" (line: {line.strip()[:200]!r})"
         super().__init__(text)
 
     def agent_error(self) -> AgentError:
@@ -82,26 +104,85 @@ class ToolCrashed(OutputError):
 
 
 def log_lines(text: str) -> list[str]:
-    """Lines of ``text`` with trailing blanks and ``INFO:``/``ERROR:`` level prefixes removed."""
-    return [_LEVEL_PREFIX.sub("", line.rstrip()) for line in text.splitlines()]
+    """Lines of ``text`` without trailing blanks, ``adb logcat`` prefixes or ``INFO:``/``ERROR:`` levels.
+
+    Example:
+        >>> log_lines("05-30 15:16:45.362  3380  3380 I tflite  : count=50 curr=9\\nINFO: STARTING!")
+        ['count=50 curr=9', 'STARTING!']
+    """
+    return [_LEVEL_PREFIX.sub("", _LOGCAT_PREFIX.sub("", line.rstrip())) for line in text.splitlines()]
 
 
 def to_number(text: str) -> float:
-    """A decimal or scientific-notation number (``2.95034e+06``); raises ``ValueError`` otherwise."""
-    return float(text.rstrip(".,;"))
+    """A finite decimal or scientific-notation number (``2.95034e+06``); raises ``ValueError`` otherwise.
+
+    ``inf``, ``nan`` and values that overflow to them (``1e999``) are not numbers here.
+
+    Example:
+        >>> to_number("2.95034e+06,")
+        2950340.0
+    """
+    stripped = text.rstrip(".,;")
+    if len(stripped) > _MAX_DIGITS + 10:
+        raise ValueError(f"{stripped[:20]}...: too long for a number a tool prints")
+    value = float(stripped)
+    if not math.isfinite(value):
+        raise ValueError(f"{stripped!r} is not a finite number")
+    return value
 
 
-def key_values(line: str) -> dict[str, float]:
+def to_int(text: str) -> int:
+    """A non-negative decimal integer of at most 30 digits; raises ``ValueError`` otherwise.
+
+    Example:
+        >>> to_int("1800000")
+        1800000
+    """
+    stripped = text.strip()
+    if not (stripped.isascii() and stripped.isdigit()) or len(stripped) > _MAX_DIGITS:
+        raise ValueError(f"{stripped[:40]!r} is not an integer of at most {_MAX_DIGITS} digits")
+    return int(stripped)
+
+
+def checked_number(value: float, what: str, *, tool: str, source: str, line: str | None = None,
+                   minimum: float = 0.0, maximum: float = MAX_DURATION_US, above_minimum: bool = False) -> float:
+    """``value`` if it lies in ``[minimum, maximum]`` (``(minimum, maximum]`` with ``above_minimum``).
+
+    Otherwise :class:`UnparsableOutput` naming ``what``: a figure outside the range a tool
+    can print is a garbled or foreign output, never a measurement.
+
+    Example:
+        >>> checked_number(0.0, "avg", tool="benchmark_model", source="pixel7 output", above_minimum=True)
+        Traceback (most recent call last):
+        ...
+        agents.parsers.common.UnparsableOutput: pixel7 output: benchmark_model: avg is 0, outside (0, 8.64e+10]
+    """
+    low_ok = value > minimum if above_minimum else value >= minimum
+    if math.isfinite(value) and low_ok and value <= maximum:
+        return value
+    bracket = "(" if above_minimum else "["
+    raise UnparsableOutput(tool, f"{what} is {value:g}, outside {bracket}{minimum:g}, {maximum:g}]",
+                           source=source, line=line)
+
+
+def key_values(line: str, *, skipped: list[str] | None = None) -> dict[str, float]:
     """All ``key=number`` pairs of a line: ``count=50 avg=2.95e+06`` -> ``{"count": 50.0, ...}``.
 
-    Pairs whose value is not a number are skipped.
+    Pairs whose value is not a finite number are skipped; their keys are appended to
+    ``skipped`` where given, so a caller can refuse a line whose figure is garbled.
+
+    Example:
+        >>> garbled: list[str] = []
+        >>> key_values("count=50 avg=inf std=3", skipped=garbled), garbled
+        ({'count': 50.0, 'std': 3.0}, ['avg'])
     """
     pairs: dict[str, float] = {}
     for key, value in _KEY_VALUE.findall(line):
         try:
             pairs[key] = to_number(value)
         except ValueError:
-            continue
+            if skipped is not None:
+                skipped.append(key)
     return pairs
 
 

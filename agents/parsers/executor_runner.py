@@ -12,8 +12,18 @@ microsecond resolution, so the interval is the execution time of that one run pl
 log calls. The result records ``timing="log_timestamps"`` so nobody mistakes it for the
 runner's own figure; without both timestamps the output is refused.
 
+Current runners also log each execution (``Iteration 3 of 20: 15.1 ms``); those times are
+kept in ``per_iteration_ms``.
+
 Error lines (``E HH:MM:SS ...``) that mention loading or parsing the program raise
 :class:`ModelRejected`; other error lines and crashes raise :class:`ToolCrashed`.
+
+Every one of those lines is an ``ET_LOG`` call, and a runner built with
+``-DCMAKE_BUILD_TYPE=Release`` compiles ``ET_LOG`` out (``EXECUTORCH_ENABLE_LOGGING``
+defaults to off there): it prints its outputs and no timing at all. Such output is refused
+with the fix in the message (:data:`RELEASE_BUILD_HINT`). A reported count of 0 executions,
+a time that is not a positive finite figure of at most a day, or log timestamps that run
+backwards are refused as :class:`UnparsableOutput`.
 
 Example:
     >>> parse("I 00:00:00.043703 executorch:executor_runner.cpp:379] "
@@ -24,11 +34,21 @@ Example:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from agents.parsers.common import ModelRejected, ToolCrashed, UnparsableOutput, crash_line, to_number
+from agents.parsers.common import (
+    MAX_COUNT,
+    MAX_DURATION_US,
+    ModelRejected,
+    ToolCrashed,
+    UnparsableOutput,
+    checked_number,
+    crash_line,
+    to_int,
+    to_number,
+)
 
-__all__ = ["ExecutorRunnerResult", "parse"]
+__all__ = ["RELEASE_BUILD_HINT", "ExecutorRunnerResult", "parse"]
 
 TOOL = "executor_runner"
 
@@ -36,7 +56,14 @@ _LOG = re.compile(r"^(?P<level>[IWEF]) (?P<h>\d\d):(?P<m>\d\d):(?P<s>\d\d(?:\.\d
 _TIMED = re.compile(r"Model executed successfully (?P<n>\d+) time\(s\) in (?P<ms>[-+0-9.eE]+) ms\.")
 _UNTIMED = "Model executed successfully."
 _INPUTS_READY = "Inputs prepared."
+_ITERATION = re.compile(r"^Iteration (?P<i>\d+) of (?P<n>\d+): (?P<ms>[-+0-9.eE]+) ms$")
 _LOAD_WORDS = re.compile(r"load|pars|program|magic|header|Invalid|verif", re.IGNORECASE)
+_MAX_DURATION_MS = MAX_DURATION_US / 1000.0
+#: What to do about a runner that prints no log lines (appended to the refusal).
+RELEASE_BUILD_HINT = (
+    "a Release build of executor_runner compiles ET_LOG out and prints no timing; rebuild it with logging on: "
+    "cmake -DCMAKE_BUILD_TYPE=Release -DEXECUTORCH_ENABLE_LOGGING=ON ... && cmake --build . --target executor_runner"
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +73,7 @@ class ExecutorRunnerResult:
     executions: int
     total_ms: float
     timing: str  # "reported" (the runner's own line) or "log_timestamps" (derived, see module doc)
+    per_iteration_ms: list[float] = field(default_factory=list)
 
     @property
     def per_run_ms(self) -> float:
@@ -63,10 +91,13 @@ def parse(text: str, *, source: str = "output") -> ExecutorRunnerResult:
     crashed = crash_line(lines)
     if crashed is not None:
         raise ToolCrashed(TOOL, "the runner process died", source=source, line=crashed)
-    for match, _ in logged:
+    if not logged:
+        raise UnparsableOutput(TOOL, f"no `I HH:MM:SS.ffffff ...]` log line at all; {RELEASE_BUILD_HINT}",
+                               source=source, line=next((line for line in lines if line.strip()), None))
+    for match, line in logged:
         timed = _TIMED.search(match.group("message"))
         if timed:
-            return ExecutorRunnerResult(int(timed.group("n")), to_number(timed.group("ms")), "reported")
+            return _reported(timed, line, [m for m, _ in logged], source)
     started = next((_seconds(m) for m, _ in logged if m.group("message").strip() == _INPUTS_READY), None)
     finished = next((_seconds(m) for m, _ in logged if m.group("message").strip() == _UNTIMED), None)
     if finished is None:
@@ -75,7 +106,38 @@ def parse(text: str, *, source: str = "output") -> ExecutorRunnerResult:
         raise UnparsableOutput(
             TOOL, "`Model executed successfully.` carries no timing and no `Inputs prepared.` timestamp "
             "precedes it to derive one; use a runner that prints `... N time(s) in X ms.`", source=source)
-    return ExecutorRunnerResult(1, round((finished - started) * 1000.0, 6), "log_timestamps")
+    elapsed_ms = round((finished - started) * 1000.0, 6)
+    checked_number(elapsed_ms, "the time from `Inputs prepared.` to `Model executed successfully.` (ms)", tool=TOOL,
+                   source=source, maximum=_MAX_DURATION_MS, above_minimum=True)
+    return ExecutorRunnerResult(1, elapsed_ms, "log_timestamps")
+
+
+def _reported(timed: re.Match[str], line: str, logged: list[re.Match[str]], source: str) -> ExecutorRunnerResult:
+    """The runner's own ``N time(s) in X ms`` figure, checked, with its per-iteration lines."""
+    try:
+        executions, total_ms = to_int(timed.group("n")), to_number(timed.group("ms"))
+    except ValueError as error:
+        raise UnparsableOutput(TOOL, f"a garbled timing line ({error})", source=source, line=line) from None
+    checked_number(executions, "the number of executions", tool=TOOL, source=source, line=line,
+                   minimum=1, maximum=MAX_COUNT)
+    checked_number(total_ms, "the total time (ms)", tool=TOOL, source=source, line=line,
+                   maximum=_MAX_DURATION_MS, above_minimum=True)
+    per_iteration: list[float] = []
+    for match in logged:
+        iteration = _ITERATION.match(match.group("message").strip())
+        if iteration is None:
+            continue
+        try:
+            value = to_number(iteration.group("ms"))
+        except ValueError:
+            raise UnparsableOutput(TOOL, "a garbled `Iteration i of N: X ms` line", source=source,
+                                   line=match.group(0)) from None
+        per_iteration.append(checked_number(value, "an iteration's time (ms)", tool=TOOL, source=source,
+                                            line=match.group(0), maximum=_MAX_DURATION_MS))
+    if per_iteration and len(per_iteration) != executions:
+        raise UnparsableOutput(TOOL, f"{len(per_iteration)} `Iteration` lines for {executions} executions",
+                               source=source, line=line)
+    return ExecutorRunnerResult(executions, total_ms, "reported", per_iteration)
 
 
 def _seconds(match: re.Match[str]) -> float:

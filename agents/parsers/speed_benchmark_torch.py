@@ -9,8 +9,11 @@ With ``--report_pep true`` the tool prints one line per timed iteration::
     Main run finished. Microseconds per iter: 584558. Iters per second: 1.71069
 
 Warm-up iterations print no observer line. A process that dies (``Segmentation fault``,
-an uncaught ``c10::Error``) is refused even where the summary was printed before the
-crash; a model the runtime cannot open is refused as :class:`ModelRejected`.
+an uncaught ``c10::Error``, Android's ``libc++abi: terminating with uncaught exception of
+type ...``) is refused even where the summary was printed before the crash; a model the
+runtime cannot open is refused as :class:`ModelRejected`. An observer record that is not
+a flat JSON object (deeply nested, truncated) and any latency that is not a positive,
+finite figure of at most a day are refused as :class:`UnparsableOutput`.
 
 Example:
     >>> result = parse('PyTorchObserver {"type": "NET", "unit": "us", "metric": "latency", "value": "1500"}\\n'
@@ -25,7 +28,15 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from agents.parsers.common import ModelRejected, ToolCrashed, UnparsableOutput, crash_line, log_lines, to_number
+from agents.parsers.common import (
+    ModelRejected,
+    ToolCrashed,
+    UnparsableOutput,
+    checked_number,
+    crash_line,
+    log_lines,
+    to_number,
+)
 
 __all__ = ["SpeedBenchmarkTorchResult", "parse"]
 
@@ -74,26 +85,43 @@ def parse(text: str, *, source: str = "output") -> SpeedBenchmarkTorchResult:
             source=source)
     return SpeedBenchmarkTorchResult(
         per_iteration_us=[value for value in per_iteration if value is not None],
-        summary_us_per_iter=to_number(summary.group("us")) if summary else None,
-        iters_per_second=to_number(summary.group("ips")) if summary else None,
+        summary_us_per_iter=_summary_figure(summary, "us", source) if summary else None,
+        iters_per_second=_summary_figure(summary, "ips", source) if summary else None,
     )
+
+
+def _summary_figure(summary: re.Match[str], group: str, source: str) -> float:
+    what = "Microseconds per iter" if group == "us" else "Iters per second"
+    try:
+        value = to_number(summary.group(group))
+    except ValueError:
+        raise UnparsableOutput(TOOL, f"`{what}` is {summary.group(group)!r}, not a number", source=source,
+                               line=summary.group(0)) from None
+    return checked_number(value, what, tool=TOOL, source=source, line=summary.group(0), above_minimum=True)
 
 
 def _observer_value(line: str, source: str) -> float | None:
     """The latency of one observer line in microseconds; other metrics give ``None``."""
     try:
         record = json.loads(line[len(_OBSERVER):])
-        metric, kind, unit, value = record.get("metric"), record.get("type"), record.get("unit"), record.get("value")
-    except (json.JSONDecodeError, AttributeError) as error:
-        raise UnparsableOutput(TOOL, f"malformed observer record ({error})", source=source, line=line) from None
+    except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError; nesting can recurse
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise UnparsableOutput(TOOL, f"malformed observer record ({reason})", source=source, line=line[:200]) from None
+    if not isinstance(record, dict):
+        raise UnparsableOutput(TOOL, f"observer record is a JSON {type(record).__name__}, not an object",
+                               source=source, line=line[:200])
+    metric, kind, unit, value = record.get("metric"), record.get("type"), record.get("unit"), record.get("value")
     if metric != "latency" or kind != "NET":
         return None
     if unit != "us":
         raise UnparsableOutput(TOOL, f"unit {unit!r}, expected 'us'", source=source, line=line)
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise UnparsableOutput(TOOL, f"latency value {value!r} is not a number", source=source, line=line[:200])
     try:
-        return to_number(str(value))
+        latency = to_number(str(value))
     except ValueError:
         raise UnparsableOutput(TOOL, f"latency value {value!r} is not a number", source=source, line=line) from None
+    return checked_number(latency, "an observer latency", tool=TOOL, source=source, line=line, above_minimum=True)
 
 
 def _raise_for_load_failure(lines: list[str], source: str) -> None:

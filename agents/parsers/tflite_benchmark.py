@@ -12,8 +12,15 @@
 - with ``--enable_op_profiling`` the per-operator tables (:func:`parse_op_profile`).
 
 All times are microseconds, as printed. Failures (``Benchmarking failed.``, a delegate
-that fails to prepare, an invalid flatbuffer) raise :class:`ModelRejected`; a crash raises
-:class:`ToolCrashed`.
+that fails to prepare, an invalid flatbuffer) raise :class:`ModelRejected`; a crash, even
+one printed after the summary (``libc++abi: terminating ...``, ``Fatal signal 6``), raises
+:class:`ToolCrashed`. Lines read from ``adb logcat`` (the Android benchmark app logs there,
+``05-30 15:16:45.362  3380  3380 I tflite  : count=...``) parse like the console's.
+
+A result needs the summary line, which the tool prints only after the main runs: a run
+killed during its main phase has printed the warm-up's ``count=`` line and nothing after
+it, and is refused rather than read as the warm-up's average. Every figure must be finite
+and within a day; the main runs' average must be positive and agree with the summary's.
 
 Example:
     >>> result = parse("count=50 first=10 curr=9 min=8 max=12 avg=9.5 std=1\\n"
@@ -29,12 +36,15 @@ import re
 from dataclasses import dataclass, field
 
 from agents.parsers.common import (
+    MAX_COUNT,
     ModelRejected,
     ToolCrashed,
     UnparsableOutput,
+    checked_number,
     crash_line,
     key_values,
     log_lines,
+    to_int,
     to_number,
 )
 
@@ -43,11 +53,13 @@ __all__ = ["OpTypeTiming", "OpProfile", "RunStats", "TFLiteBenchmarkResult", "pa
 TOOL = "benchmark_model"
 
 _STATS_LINE = re.compile(r"^count=\d+\s")
+_PHASE_START = re.compile(r"^Running benchmark for (?:at least )?\d+ iterations")
+#: The summary's average and the main runs' ``avg=`` are one figure printed twice (6 digits).
+_SUMMARY_TOLERANCE = 1e-3
 _PERCENTILE = re.compile(r"p\d+|median")
 _PROFILER_TIMINGS = "Timings (microseconds):"
 _SUMMARY = re.compile(r"^Inference timings in us:(?P<body>.*)$")
 _LEGACY_SUMMARY = re.compile(r"^Average inference timings in us:(?P<body>.*)$")
-_SUMMARY_FIELD = re.compile(r"\s*(?P<name>[A-Za-z][A-Za-z ()]*?):\s*(?P<value>[-+0-9.eE]+)")
 _PARAMETER = re.compile(r"^(?P<name>[A-Za-z#][^:\[\]]*?)\s*:\s*\[(?P<value>[^\]]*)\]$")
 _MEMORY = re.compile(r"^(?:Peak memory footprint|Memory footprint delta from the start of the tool) \(MB\):(.*)$")
 _ERROR_WORD = re.compile(r"error|failed", re.IGNORECASE)
@@ -83,11 +95,25 @@ class RunStats:
     percentiles_us: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def from_line(cls, line: str) -> "RunStats":
-        values = key_values(line)
+    def from_line(cls, line: str, *, source: str = "output") -> "RunStats":
+        """The stats of one ``count=`` line; :class:`UnparsableOutput` if a figure is missing or absurd."""
+        garbled: list[str] = []
+        values = key_values(line, skipped=garbled)
+        if garbled:
+            raise UnparsableOutput(TOOL, f"`{garbled[0]}=` is not a finite number", source=source, line=line)
+        if "count" not in values or "curr" not in values:
+            missing = "count" if "count" not in values else "curr"
+            raise UnparsableOutput(TOOL, f"a stats line without a numeric `{missing}=`", source=source, line=line)
+        count = values["count"]
+        if count != int(count):
+            raise UnparsableOutput(TOOL, f"count={count:g} is not a whole number", source=source, line=line)
+        checked_number(count, "count", tool=TOOL, source=source, line=line, maximum=MAX_COUNT)
+        for name, value in values.items():
+            if name != "count":
+                checked_number(value, name, tool=TOOL, source=source, line=line)
         curr = values["curr"]
         return cls(
-            count=int(values["count"]),
+            count=int(count),
             first_us=values.get("first", curr),
             curr_us=curr,
             min_us=values.get("min", curr),
@@ -113,7 +139,7 @@ class TFLiteBenchmarkResult:
     init_us: float | None
     first_inference_us: float | None
     warmup_avg_us: float | None
-    summary_format: str  # "inference_timings", "legacy_average", or "stats_only"
+    summary_format: str  # "inference_timings" or "legacy_average"
     parameters: dict[str, str] = field(default_factory=dict)
     memory_mb: dict[str, float] = field(default_factory=dict)
 
@@ -144,16 +170,16 @@ class OpProfile:
 def parse(text: str, *, source: str = "output") -> TFLiteBenchmarkResult:
     """Parse a ``benchmark_model`` run; raise an :class:`~agents.parsers.common.OutputError` if it holds no timing.
 
-    The main-run stats are the last ``count=`` line outside the op-profiling tables; the
-    one before it, where present, is the warm-up.
+    The main-run stats are the last ``count=`` line before the summary (op-profiling tables
+    are not ``count=`` lines); the one before it, where present, is the warm-up.
     """
     lines = log_lines(text)
     crashed = crash_line(lines)
     if crashed is not None:
         raise ToolCrashed(TOOL, "the benchmark process died", source=source, line=crashed)
-    stats = [RunStats.from_line(line) for line in lines if _STATS_LINE.match(line)]
-    summary = _summary(lines)
-    if not stats and summary is None:
+    summaries = [index for index, line in enumerate(lines) if _SUMMARY.match(line) or _LEGACY_SUMMARY.match(line)]
+    stats_at = [index for index, line in enumerate(lines) if _STATS_LINE.match(line)]
+    if not stats_at and not summaries:
         _raise_for_failure(lines, source)
         if any(line.startswith(_PROFILER_TIMINGS) for line in lines):
             raise UnparsableOutput(
@@ -164,12 +190,28 @@ def parse(text: str, *, source: str = "output") -> TFLiteBenchmarkResult:
             )
         raise UnparsableOutput(TOOL, "no `count=` line and no `Inference timings in us:` summary", source=source)
     _raise_for_failure(lines, source)
+    if not summaries:
+        raise UnparsableOutput(TOOL, _unfinished_reason(lines, stats_at), source=source)
+    if len(summaries) > 1:
+        raise UnparsableOutput(TOOL, f"{len(summaries)} summary lines: the output of several runs, pass one",
+                               source=source, line=lines[summaries[1]])
+    summary_at = summaries[0]
+    stats = [RunStats.from_line(lines[index], source=source) for index in stats_at if index < summary_at]
+    if len(stats) < len(stats_at):
+        raise UnparsableOutput(TOOL, "a `count=` line after the summary: a second run that did not finish",
+                               source=source, line=lines[stats_at[-1]])
     if not stats:
         raise UnparsableOutput(TOOL, "a summary line but no `count=` line for the main runs", source=source)
     main = stats[-1]
     warmup = stats[-2] if len(stats) >= 2 else None
-    fields, summary_format = summary if summary is not None else ({}, "stats_only")
+    fields, summary_format = _summary(lines[summary_at], source)
     inference_avg = fields.get("Inference (avg)", fields.get("no stats", main.avg_us))
+    checked_number(main.avg_us, "the main runs' avg", tool=TOOL, source=source, line=lines[stats_at[-1]],
+                   above_minimum=True)
+    if abs(inference_avg - main.avg_us) > _SUMMARY_TOLERANCE * main.avg_us:
+        raise UnparsableOutput(
+            TOOL, f"the summary's average {inference_avg:g} us disagrees with the main runs' avg={main.avg_us:g}",
+            source=source, line=lines[summary_at])
     return TFLiteBenchmarkResult(
         main=main,
         warmup=warmup,
@@ -181,6 +223,16 @@ def parse(text: str, *, source: str = "output") -> TFLiteBenchmarkResult:
         parameters=_parameters(lines),
         memory_mb=_memory(lines),
     )
+
+
+def _unfinished_reason(lines: list[str], stats_at: list[int]) -> str:
+    """Why ``count=`` lines without a summary are not a result, naming the phase that was cut off."""
+    last = stats_at[-1] if stats_at else -1
+    if any(_PHASE_START.match(line) for line in lines[last + 1:]):
+        return ("no `Inference timings in us:` summary: the run stopped during its main runs (killed or timed out) "
+                "and the `count=` line printed is the warm-up's")
+    return ("no `Inference timings in us:` summary after the `count=` lines: the run did not finish "
+            "(killed, timed out, or the output was cut off)")
 
 
 def parse_op_profile(text: str, *, source: str = "output") -> OpProfile:
@@ -210,24 +262,52 @@ def parse_op_profile(text: str, *, source: str = "output") -> OpProfile:
         if line.startswith(_PROFILER_TIMINGS):
             if not rows:
                 break
-            return OpProfile(by_node_type=rows, timings=RunStats.from_line(line[len(_PROFILER_TIMINGS):]))
+            return OpProfile(by_node_type=rows,
+                             timings=RunStats.from_line(line[len(_PROFILER_TIMINGS):], source=source))
         cells = [cell.strip() for cell in line.split("\t") if cell.strip()]
         if in_summary and len(cells) == 7 and not cells[0].startswith("["):
-            rows.append(OpTypeTiming(cells[0], int(cells[1]), to_number(cells[2]),
-                                     to_number(cells[3].rstrip("%")), int(cells[6])))
+            rows.append(_op_type_row(cells, line, source))
     raise UnparsableOutput(TOOL, "the op-profiling section has no `Summary by node type` table with `Timings`",
                            source=source)
 
 
-def _summary(lines: list[str]) -> tuple[dict[str, float], str] | None:
-    for line in lines:
-        for pattern, name in ((_SUMMARY, "inference_timings"), (_LEGACY_SUMMARY, "legacy_average")):
-            match = pattern.match(line)
-            if match:
-                body = match.group("body")
-                fields = {m.group("name").strip(): to_number(m.group("value")) for m in _SUMMARY_FIELD.finditer(body)}
-                return fields, name
-    return None
+def _op_type_row(cells: list[str], line: str, source: str) -> OpTypeTiming:
+    """One ``Summary by node type`` row: type, count, avg ms, avg %, cdf %, mem KB, times called."""
+    try:
+        avg_ms, percent = to_number(cells[2]), to_number(cells[3].rstrip("%"))
+        count, times_called = to_int(cells[1]), to_int(cells[6])
+    except ValueError as error:
+        raise UnparsableOutput(TOOL, f"a garbled `Summary by node type` row ({error})", source=source,
+                               line=line) from None
+    checked_number(avg_ms, "avg ms", tool=TOOL, source=source, line=line)
+    checked_number(percent, "avg %", tool=TOOL, source=source, line=line, maximum=100.0)
+    checked_number(count, "count", tool=TOOL, source=source, line=line, maximum=MAX_COUNT)
+    checked_number(times_called, "times called", tool=TOOL, source=source, line=line, maximum=MAX_COUNT)
+    return OpTypeTiming(cells[0], count, avg_ms, percent, times_called)
+
+
+def _summary(line: str, source: str) -> tuple[dict[str, float], str]:
+    """The ``Name: value`` fields of a summary line and which of the two formats it is."""
+    match = _SUMMARY.match(line)
+    name = "inference_timings"
+    if match is None:
+        match, name = _LEGACY_SUMMARY.match(line), "legacy_average"
+    assert match is not None  # the caller found the line by these two patterns
+    fields: dict[str, float] = {}
+    for part in match.group("body").split(","):
+        field_name, colon, text = part.partition(":")
+        field_name = field_name.strip()
+        try:
+            value = to_number(text.strip())
+        except ValueError:
+            raise UnparsableOutput(TOOL, f"summary field {field_name[:40]!r} is {text.strip()[:40]!r}, not a number",
+                                   source=source, line=line) from None
+        fields[field_name] = checked_number(value, f"summary field {field_name[:40]!r}", tool=TOOL, source=source,
+                                            line=line)
+    if "Inference (avg)" not in fields and "no stats" not in fields:
+        raise UnparsableOutput(TOOL, "the summary has no `Inference (avg):` (or legacy `no stats:`) figure",
+                               source=source, line=line)
+    return fields, name
 
 
 def _raise_for_failure(lines: list[str], source: str) -> None:

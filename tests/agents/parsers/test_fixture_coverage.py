@@ -42,6 +42,7 @@ def _raise_adb(text: str, *, source: str) -> Any:
 CLAIMS: list[tuple[str, Callable[..., Any], Any]] = [
     ("tflite_benchmark_model/v2.4_android_mi11_nnapi_failure.txt", tflite_benchmark.parse, ModelRejected),
     ("tflite_benchmark_model/v2.4_android_mi11_nnapi_op_profiling.txt", tflite_benchmark.parse, UnparsableOutput),
+    ("tflite_benchmark_model/android_apk_logcat_grep_summary_only.txt", tflite_benchmark.parse, UnparsableOutput),
     ("tflite_benchmark_model/*", tflite_benchmark.parse, "parsed"),
     ("pytorch_speed_benchmark_torch/pixel4_vulkan_segfault_no_pep.txt", speed_benchmark_torch.parse, ToolCrashed),
     ("pytorch_speed_benchmark_torch/*", speed_benchmark_torch.parse, "parsed"),

@@ -66,3 +66,26 @@ def test_bad_records_and_empty_output_are_refused() -> None:
         parse('PyTorchObserver {"type": "NET", "unit": "us", "metric": "latency", "value": "fast"}')
     with pytest.raises(UnparsableOutput, match="no `PyTorchObserver"):
         parse("Starting benchmark.\nRunning warmup runs.\n")
+
+
+# --- issue 13, classes 3 and 5. SYNTHETIC texts built around the published v1.7.1 fixture.
+OBSERVER = 'PyTorchObserver {"type": "NET", "unit": "us", "metric": "latency", "value": %s}'
+
+
+def test_libcxx_uncaught_exception_after_the_summary_is_a_crash(fixtures_dir: Path) -> None:
+    text = (fixtures_dir / TOOL_DIR / "v1.7.1_android_resnet18_report_pep.txt").read_text()
+    with pytest.raises(ToolCrashed):
+        parse(text + "libc++abi: terminating with uncaught exception of type c10::Error: The following operation failed in the TorchScript interpreter.\n")
+
+
+@pytest.mark.parametrize("value", ['"nan"', '"inf"', '"1e999"', '"0"', '"-5"', "[" * 5000, '{"a": 1}', "true",
+                                   '"' + "9" * 400 + '"'])
+def test_hostile_observer_values_are_refused_typed(value: str) -> None:
+    with pytest.raises(UnparsableOutput):
+        parse(OBSERVER % value)
+
+
+def test_hostile_summary_figures_are_refused_typed() -> None:
+    for figure in ("e", "inf", "0", "-1"):
+        with pytest.raises(UnparsableOutput):
+            parse(f"Main run finished. Microseconds per iter: {figure}. Iters per second: 1.5")

@@ -25,6 +25,8 @@ PARSED = {
 REFUSED = {
     "v2.4_android_mi11_nnapi_failure.txt": (ModelRejected, "failed to prepare"),
     "v2.4_android_mi11_nnapi_op_profiling.txt": (UnparsableOutput, "only op-profiling tables"),
+    # A summary grep'ed out of logcat: the main runs' `count=` line is not there to check it against.
+    "android_apk_logcat_grep_summary_only.txt": (UnparsableOutput, "no `count=` line"),
 }
 
 
@@ -111,3 +113,75 @@ def test_crash_and_garbage_are_refused() -> None:
         parse("count=5 first=1 curr=1 min=1 max=1 avg=1 std=0\nSegmentation fault\n")
     with pytest.raises(UnparsableOutput, match="no `count=` line"):
         parse("STARTING!\nNum runs: [50]\n", source="pixel7 output")
+
+
+# --- issue 13, class 5: wrong numbers from real tool output. The texts below are SYNTHETIC variants of the
+# published v2.18 fixture (a prefix added, lines cut or appended), not published outputs themselves.
+LOGCAT_PREFIX = "05-30 15:16:45.362  3380  3380 I tflite  : "  # the threadtime form quoted in issue 13
+WARMUP_CUT = "INFO: count=1 curr=1041765\n"
+
+
+def v218(fixtures_dir: Path) -> str:
+    return read(fixtures_dir, "v2.18_am62x_info_prefix_cpu.txt")
+
+
+def test_logcat_prefixed_output_gives_the_same_figures(fixtures_dir: Path) -> None:
+    plain = parse(v218(fixtures_dir))
+    logcat = "\n".join(LOGCAT_PREFIX + line.removeprefix("INFO: ") for line in v218(fixtures_dir).splitlines())
+    assert parse(logcat) == plain
+    brief = "\n".join("I/tflite  ( 3380): " + line for line in v218(fixtures_dir).splitlines())
+    assert parse(brief).inference_avg_us == 971535
+
+
+def test_a_run_killed_during_its_main_phase_is_refused_not_read_as_the_warmup(fixtures_dir: Path) -> None:
+    text = v218(fixtures_dir)
+    killed = text[: text.index(WARMUP_CUT) + len(WARMUP_CUT)] + (
+        "\nINFO: Running benchmark for at least 50 iterations and at least 1 seconds but terminate if exceeding "
+        "150 seconds.\n")
+    with pytest.raises(UnparsableOutput, match="stopped during its main runs"):
+        parse(killed)
+    with pytest.raises(UnparsableOutput, match="did not finish"):
+        parse(text[: text.index("INFO: Inference timings")])
+
+
+@pytest.mark.parametrize("crash", [
+    "libc++abi: terminating with uncaught exception of type std::runtime_error: failed to invoke",
+    "libc++abi: terminating due to uncaught exception of type std::bad_alloc: std::bad_alloc",
+    "05-30 15:16:46.001  3380  3380 F libc    : Fatal signal 11 (SIGSEGV), code 1 (SEGV_MAPERR), fault addr 0x0",
+    "F/libc    ( 3380): Fatal signal 6 (SIGABRT), code -6 in tid 3380 (benchmark_model)",
+    "/system/bin/sh: line 1:  3380 Aborted                 benchmark_model --graph=m.tflite",
+])
+def test_a_crash_printed_after_the_summary_is_a_crash(fixtures_dir: Path, crash: str) -> None:
+    with pytest.raises(ToolCrashed):
+        parse(v218(fixtures_dir) + crash + "\n")
+
+
+def test_a_second_unfinished_run_or_two_summaries_are_refused(fixtures_dir: Path) -> None:
+    with pytest.raises(UnparsableOutput, match="after the summary"):
+        parse(v218(fixtures_dir) + WARMUP_CUT)
+    with pytest.raises(UnparsableOutput, match="2 summary lines"):
+        parse(v218(fixtures_dir) + v218(fixtures_dir))
+
+
+def test_a_summary_that_disagrees_with_the_main_runs_is_refused(fixtures_dir: Path) -> None:
+    with pytest.raises(UnparsableOutput, match="disagrees"):
+        parse(v218(fixtures_dir).replace("Inference (avg): 971535", "Inference (avg): 1041765"))
+
+
+@pytest.mark.parametrize("token", ["inf", "nan", "1e999", "9" * 400, "-5"])
+def test_non_finite_or_absurd_figures_are_refused_typed(fixtures_dir: Path, token: str) -> None:
+    with pytest.raises(UnparsableOutput):
+        parse(v218(fixtures_dir).replace("avg=971535", f"avg={token}"))
+    with pytest.raises(UnparsableOutput):
+        parse(v218(fixtures_dir).replace("Inference (avg): 971535", f"Inference (avg): {token}"))
+
+
+def test_zero_or_garbled_counts_are_refused_typed() -> None:
+    summary = "Inference timings in us: Init: 1, First inference: 2, Warmup (avg): 2, Inference (avg): 0"
+    with pytest.raises(UnparsableOutput):
+        parse(f"count=0 curr=0\n{summary}")
+    with pytest.raises(UnparsableOutput, match="without a numeric `curr=`"):
+        parse(f"count=5 avg=3\n{summary}")
+    with pytest.raises(UnparsableOutput):
+        parse_op_profile("Operator-wise Profiling Info for Regular Benchmark Runs:\n=== Summary by node type ===\n"
+                         "\tCONV_2D\tx\t1.5\t75.000%\t75.000%\t0.000\t2\nTimings (microseconds): count=1 curr=2\n")
