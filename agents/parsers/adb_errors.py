@@ -8,10 +8,17 @@ paths use one vocabulary:
 
 - :class:`DeviceOffline`: the device is listed but ``offline`` (booting, USB trouble);
 - :class:`DeviceUnauthorized`: the device has not accepted this host's RSA key;
-- :class:`DeviceNotFound`: no device (or not the requested serial) is attached.
+- :class:`DeviceNotFound`: no device (or not the requested serial) is attached;
+- :class:`MoreThanOneDevice`: several phones are attached and no serial was given;
+- :class:`ConnectionDropped`: ``error: closed`` / ``protocol fault``: the server lost the
+  device mid-command (USB reset, reboot, adbd restart);
+- :class:`NoPermissions`: the USB device node is not accessible to this user (udev rules).
 
-All three are :class:`agents.base.DeviceUnavailable` (retryable: replugging, booting or
-tapping "Allow" on the phone fixes them).
+All are :class:`agents.base.DeviceUnavailable` (retryable: replugging, booting, tapping
+"Allow" on the phone or fixing the host fixes them). The message prefix may be
+``error:``, ``adb:``, ``adb: error:`` or, from Windows hosts, ``adb.exe:``. Multi-word
+device states (``no permissions (user in plugdev group; are your udev rules wrong?)``)
+keep their explanation.
 
 Example:
     >>> error = classify("* daemon started successfully\\nerror: device unauthorized.\\n")
@@ -26,8 +33,8 @@ import re
 from agents.base import DeviceUnavailable
 from agents.parsers.common import UnparsableOutput
 
-__all__ = ["DeviceNotFound", "DeviceOffline", "DeviceUnauthorized", "classify", "parse_devices",
-           "raise_for_adb_output", "require_online"]
+__all__ = ["ConnectionDropped", "DeviceNotFound", "DeviceOffline", "DeviceUnauthorized", "MoreThanOneDevice",
+           "NoPermissions", "classify", "parse_devices", "raise_for_adb_output", "require_online"]
 
 TOOL = "adb"
 
@@ -44,16 +51,39 @@ class DeviceNotFound(DeviceUnavailable):
     """No such device: check the cable / `adb devices`, or the host:port of adb over TCP."""
 
 
-_MESSAGE = re.compile(r"^(?:error|adb): (?P<message>.+?)\.?\s*$")
+class MoreThanOneDevice(DeviceUnavailable):
+    """Several devices are attached and the command named none: give the inventory entry its serial."""
+
+
+class ConnectionDropped(DeviceUnavailable):
+    """The adb server lost the device mid-command (``error: closed``, ``protocol fault``)."""
+
+
+class NoPermissions(DeviceUnavailable):
+    """This user cannot open the phone's USB device node: a udev rule or group is missing on the host."""
+
+
+_MESSAGE = re.compile(r"^(?:error|adb(?:\.exe)?)(?:: error)?: (?P<message>.+)$")
 _PATTERNS: list[tuple[re.Pattern[str], type[DeviceUnavailable], str]] = [
-    (re.compile(r"device unauthorized"), DeviceUnauthorized,
+    (re.compile(r"device (?:unauthorized|still authorizing)"), DeviceUnauthorized,
      "accept the 'Allow USB debugging' dialog on the phone (tick 'Always allow'), or check key_file"),
-    (re.compile(r"device offline"), DeviceOffline,
+    (re.compile(r"device (?:offline|still connecting)"), DeviceOffline,
      "wait for the device to finish booting, replug it, or run `adb reconnect`"),
     (re.compile(r"no devices/emulators found|device '.*' not found|no devices found|device not found"),
      DeviceNotFound, "check the cable and `adb devices`, or the inventory's serial / host:port"),
+    (re.compile(r"more than one (?:device|emulator)"), MoreThanOneDevice,
+     "several devices are attached: set the inventory entry's serial so every adb command names one (`adb -s`)"),
+    (re.compile(r"(?:no|insufficient) permissions"), NoPermissions,
+     "the farm user cannot open the phone's USB device: add a udev rule for its vendor id (GROUP=\"plugdev\"), "
+     "add the user to plugdev, replug, then `adb kill-server`"),
+    (re.compile(r"(?:^|: )closed$|protocol fault|connection reset"),
+     ConnectionDropped,
+     "the device dropped off mid-command (USB reset, reboot or adbd restart): the job is retried; "
+     "if it keeps happening, replug it or run `adb kill-server`"),
 ]
 _LISTING_HEADER = "List of devices attached"
+#: ``adb devices`` states of more than one word: the state and its parenthesised explanation.
+_MULTI_WORD_STATE = re.compile(r"^no permissions(?: \([^)]*\))?")
 
 
 def classify(text: str, *, source: str = "adb") -> DeviceUnavailable | None:
@@ -62,9 +92,10 @@ def classify(text: str, *, source: str = "adb") -> DeviceUnavailable | None:
         match = _MESSAGE.match(line.strip())
         if not match:
             continue
+        message = match.group("message").rstrip().removesuffix(".")
         for pattern, error_class, fix in _PATTERNS:
-            if pattern.search(match.group("message")):
-                return error_class(f"{source}: {match.group('message')}: {fix}")
+            if pattern.search(message):
+                return error_class(f"{source}: {message}: {fix}")
     return None
 
 
@@ -77,6 +108,8 @@ def raise_for_adb_output(text: str, *, source: str = "adb") -> None:
 
 def parse_devices(text: str, *, source: str = "adb devices") -> dict[str, str]:
     """``adb devices`` -> serial -> state (``device``, ``offline``, ``unauthorized``, ...).
+
+    ``no permissions`` keeps its explanation: ``no permissions (user in plugdev group; ...)``.
 
     Example:
         >>> parse_devices("List of devices attached\\nemulator-5554\\toffline\\n")
@@ -92,7 +125,8 @@ def parse_devices(text: str, *, source: str = "adb devices") -> dict[str, str]:
         if not line.strip() or line.startswith("*"):
             continue
         serial, _, rest = line.partition("\t") if "\t" in line else line.partition(" ")
-        state = rest.split()[0] if rest.split() else ""
+        multi_word = _MULTI_WORD_STATE.match(rest.strip())
+        state = multi_word.group(0) if multi_word else (rest.split()[0] if rest.split() else "")
         if not serial or not state:
             raise UnparsableOutput(TOOL, "a device line without `serial<TAB>state`", source=source, line=line)
         devices[serial.strip()] = state
