@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from agents.parsers.common import UnparsableOutput
@@ -27,6 +28,7 @@ __all__ = ["BatteryState", "parse"]
 
 TOOL = "dumpsys battery"
 _HEADER = "Current Battery Service state:"
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
 #: ``status`` codes of android.os.BatteryManager.
 STATUS = {1: "unknown", 2: "charging", 3: "discharging", 4: "not charging", 5: "full"}
 
@@ -81,9 +83,9 @@ def parse(text: str, *, source: str = "output") -> BatteryState:
 
 
 def _int(fields: dict[str, str], key: str, source: str) -> int | None:
+    """The field as an integer of at most 18 digits (no figure of this service is longer)."""
     if key not in fields:
         return None
-    try:
-        return int(fields[key])
-    except ValueError:
-        raise UnparsableOutput(TOOL, f"field {key!r} is {fields[key]!r}, not an integer", source=source) from None
+    if not _INTEGER.fullmatch(fields[key]):
+        raise UnparsableOutput(TOOL, f"field {key!r} is {fields[key][:40]!r}, not an integer", source=source)
+    return int(fields[key])

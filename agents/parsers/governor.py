@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from agents.parsers.common import UnparsableOutput
+from agents.parsers.common import UnparsableOutput, to_int
 
 __all__ = ["CPUFREQ_READ_COMMAND", "CpuFreq", "parse_governor", "parse_table", "parse_tables"]
 
@@ -72,8 +72,7 @@ def parse_tables(text: str, *, source: str = "output") -> list[dict[str, CpuFreq
     for line in text.splitlines():
         match = _ROW.match(line.strip())
         if match:
-            current[match.group("cpu")] = CpuFreq(match.group("gov"), int(match.group("cur")),
-                                                  int(match.group("min")), int(match.group("max")))
+            current[match.group("cpu")] = _row(match, source)
         elif current:
             tables.append(current)
             current = {}
@@ -82,6 +81,15 @@ def parse_tables(text: str, *, source: str = "output") -> list[dict[str, CpuFreq
     if not tables:
         raise UnparsableOutput(TOOL, "no `cpuN governor cur min max` row", source=source)
     return tables
+
+
+def _row(match: re.Match[str], source: str) -> CpuFreq:
+    try:
+        cur, low, high = (to_int(match.group(name)) for name in ("cur", "min", "max"))
+    except ValueError as error:
+        raise UnparsableOutput(TOOL, f"a frequency is not a kHz figure ({error})", source=source,
+                               line=match.group(0)) from None
+    return CpuFreq(match.group("gov"), cur, low, high)
 
 
 def parse_table(text: str, *, source: str = "output") -> dict[str, CpuFreq]:

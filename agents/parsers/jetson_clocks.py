@@ -19,14 +19,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Callable, TypeVar
 
-from agents.parsers.common import UnparsableOutput
-from agents.parsers.cpuinfo import parse_cpu_list
+from agents.parsers.common import UnparsableOutput, to_int
+from agents.parsers.cpuinfo import parse_cpu_list, parse_online
 from agents.parsers.governor import CpuFreq
 
 __all__ = ["ClockRange", "JetsonClocks", "parse_cpu_list", "parse_show"]
 
 TOOL = "jetson_clocks"
+#: More CPUs than any board has; a larger CPU number is garbled output.
+MAX_CPUS = 4096
+T = TypeVar("T")
 
 _SOC = re.compile(r"^SOC family:(?P<family>\S+)\s+Machine:(?P<machine>.+)$")
 _CPU = re.compile(r"^cpu(?P<n>\d+):\s+(?P<rest>.*)$")
@@ -71,15 +75,13 @@ def parse_show(text: str, *, source: str = "output") -> JetsonClocks:
         if match := _SOC.match(line):
             soc, machine = match.group("family"), match.group("machine").strip()
         elif line.startswith("Online CPUs:"):
-            online = parse_cpu_list(line.split(":", 1)[1])
+            online = _online_cpus(line.split(":", 1)[1], source, line)
         elif match := _CPU.match(line):
-            cpus[int(match.group("n"))] = _cpu(match.group("rest"), source, line)
+            cpus[_read(to_int, match.group("n"), source, line)] = _cpu(match.group("rest"), source, line)
         elif match := _BLOCK.match(line):
-            pairs = dict(_PAIR.findall(match.group("rest")))
-            blocks[match.group("name")] = ClockRange(
-                int(pairs.pop("MinFreq")), int(pairs.pop("MaxFreq")), int(pairs.pop("CurrentFreq")), pairs)
+            blocks[match.group("name")] = _read(_clock_range, match.group("rest"), source, line)
         elif line.startswith("Active GPU TPCs:"):
-            tpcs = int(line.split(":", 1)[1])
+            tpcs = _read(to_int, line.split(":", 1)[1], source, line)
         elif line.upper().startswith("FAN"):
             fan.update(_PAIR.findall(line.replace("Dynamic Speed Control", "Dynamic_Speed_Control")))
         elif line.startswith("CPU Cluster Switching:"):
@@ -91,6 +93,27 @@ def parse_show(text: str, *, source: str = "output") -> JetsonClocks:
     return JetsonClocks(soc, machine, online, cpus, blocks, fan, tpcs, warnings)
 
 
+def _read(convert: Callable[[str], T], text: str, source: str, line: str) -> T:
+    """``convert(text)``, a missing or garbled field (``KeyError``/``ValueError``) as :class:`UnparsableOutput`."""
+    try:
+        return convert(text)
+    except (KeyError, ValueError) as error:
+        raise UnparsableOutput(TOOL, f"line lacks or garbles {error}", source=source, line=line) from None
+
+
+def _online_cpus(listed: str, source: str, line: str) -> list[int]:
+    """The ``Online CPUs:`` list, its numbers bounded before a range like ``0-20000000`` is expanded."""
+    if any(len(number) > 4 or int(number) >= MAX_CPUS for number in re.findall(r"\d+", listed)):
+        raise UnparsableOutput(TOOL, f"a CPU number of {MAX_CPUS} or more in `Online CPUs:`", source=source, line=line)
+    return parse_online(listed, source=source)
+
+
+def _clock_range(rest: str) -> ClockRange:
+    pairs = dict(_PAIR.findall(rest))
+    return ClockRange(to_int(pairs.pop("MinFreq")), to_int(pairs.pop("MaxFreq")), to_int(pairs.pop("CurrentFreq")),
+                      pairs)
+
+
 def _cpu(rest: str, source: str, line: str) -> CpuFreq:
     head, _, idle = rest.partition("IdleStates:")
     pairs = dict(_PAIR.findall(head))
@@ -98,11 +121,11 @@ def _cpu(rest: str, source: str, line: str) -> CpuFreq:
     try:
         return CpuFreq(
             governor=governor or "",
-            cur_khz=int(pairs["CurrentFreq"]),
-            min_khz=int(pairs["MinFreq"]),
-            max_khz=int(pairs["MaxFreq"]),
+            cur_khz=to_int(pairs["CurrentFreq"]),
+            min_khz=to_int(pairs["MinFreq"]),
+            max_khz=to_int(pairs["MaxFreq"]),
             online=pairs.get("Online", "1") == "1",
-            idle_states={k: int(v) for k, v in _PAIR.findall(idle)},
+            idle_states={k: to_int(v) for k, v in _PAIR.findall(idle)},
         )
     except (KeyError, ValueError) as error:
         raise UnparsableOutput(TOOL, f"CPU line lacks or garbles {error}", source=source, line=line) from None

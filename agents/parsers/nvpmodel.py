@@ -26,7 +26,7 @@ __all__ = ["PowerMode", "parse"]
 TOOL = "nvpmodel"
 
 _MODE = re.compile(r"^NV Power Mode:\s*(?P<name>.+?)\s*$")
-_ID = re.compile(r"^\d+$")
+_ID = re.compile(r"^\d{1,9}$")
 _ERROR = "NVPM ERROR:"
 
 

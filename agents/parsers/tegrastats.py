@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from agents.parsers.common import UnparsableOutput
+from agents.parsers.common import UnparsableOutput, to_int, to_number
 
 __all__ = ["CpuCore", "Engine", "TegrastatsSample", "parse", "parse_line"]
 
@@ -91,8 +91,17 @@ def parse(text: str, *, source: str = "output") -> list[TegrastatsSample]:
 
 
 def parse_line(line: str, *, source: str = "output") -> TegrastatsSample:
-    """Parse one line (any of the four formats)."""
+    """Parse one line (any of the four formats); a garbled figure or timestamp is :class:`UnparsableOutput`."""
     line = line.strip()
+    try:
+        return _sample(line, source)
+    except ValueError as error:
+        if isinstance(error, UnparsableOutput):
+            raise
+        raise UnparsableOutput(TOOL, f"a garbled figure ({error})", source=source, line=line) from None
+
+
+def _sample(line: str, source: str) -> TegrastatsSample:
     ram = _RAM.search(line)
     if ram is None:
         raise UnparsableOutput(TOOL, "no `RAM used/totalMB` field: not a tegrastats line", source=source, line=line)
@@ -101,8 +110,8 @@ def parse_line(line: str, *, source: str = "output") -> TegrastatsSample:
     temperatures: dict[str, float] = {}
     disabled: list[str] = []
     for match in _TEMPERATURE.finditer(line):
-        value = float(match.group("c"))
-        if value <= DISABLED_SENSOR_C or (match.group("name"), value) in PLACEHOLDER_READINGS:
+        value = _celsius(match.group("c"))
+        if value is None or value <= DISABLED_SENSOR_C or (match.group("name"), value) in PLACEHOLDER_READINGS:
             disabled.append(match.group("name"))
         else:
             temperatures[match.group("name")] = value
@@ -110,24 +119,32 @@ def parse_line(line: str, *, source: str = "output") -> TegrastatsSample:
     engines = {m.group("name"): _engine(m) for m in _ENGINE.finditer(rest)}
     return TegrastatsSample(
         timestamp=datetime.strptime(stamp.group("ts"), "%m-%d-%Y %H:%M:%S") if stamp else None,
-        ram_used_mb=int(ram.group("used")),
-        ram_total_mb=int(ram.group("total")),
-        swap_used_mb=int(swap.group("used")) if swap else None,
-        swap_total_mb=int(swap.group("total")) if swap else None,
+        ram_used_mb=to_int(ram.group("used")),
+        ram_total_mb=to_int(ram.group("total")),
+        swap_used_mb=to_int(swap.group("used")) if swap else None,
+        swap_total_mb=to_int(swap.group("total")) if swap else None,
         cpus=_cpus(line, source),
         engines=engines,
-        frequencies_mhz={m.group("name"): int(m.group("mhz")) for m in _PLAIN_FREQ.finditer(_ENGINE.sub(" ", rest))},
+        frequencies_mhz={m.group("name"): to_int(m.group("mhz")) for m in _PLAIN_FREQ.finditer(_ENGINE.sub(" ", rest))},
         temperatures_c=temperatures,
         disabled_sensors=disabled,
-        power_mw={m.group("name"): (int(m.group("cur")), int(m.group("avg"))) for m in _RAIL.finditer(line)},
+        power_mw={m.group("name"): (to_int(m.group("cur")), to_int(m.group("avg"))) for m in _RAIL.finditer(line)},
     )
+
+
+def _celsius(text: str) -> float | None:
+    """A sensor reading, or ``None`` for one no sensor gives (``1e400`` digits overflow to ``inf``)."""
+    try:
+        return to_number(text)
+    except ValueError:
+        return None
 
 
 def _cpus(line: str, source: str) -> list[CpuCore]:
     match = _CPU.search(line)
     if match is None:
         return []
-    shared = int(match.group("freq")) if match.group("freq") else None
+    shared = to_int(match.group("freq")) if match.group("freq") else None
     cores: list[CpuCore] = []
     for cell in match.group("cores").split(","):
         cell = cell.strip()
@@ -139,7 +156,7 @@ def _cpus(line: str, source: str) -> list[CpuCore]:
             raise UnparsableOutput(TOOL, f"CPU entry {cell!r} is neither `N%`, `N%@MHz` nor `off`", source=source,
                                    line=line)
         freq = core.group("freq")
-        cores.append(CpuCore(int(core.group("load")), int(freq) if freq else shared))
+        cores.append(CpuCore(to_int(core.group("load")), to_int(freq) if freq else shared))
     return cores
 
 
@@ -148,5 +165,5 @@ def _engine(match: re.Match[str]) -> Engine:
         return Engine(None, [])
     freq = match.group("freq")
     if freq is None:
-        return Engine(int(match.group("load")), [])
-    return Engine(int(match.group("load")), [int(f) for f in freq.strip("[]").split(",") if f])
+        return Engine(to_int(match.group("load")), [])
+    return Engine(to_int(match.group("load")), [to_int(f) for f in freq.strip("[]").split(",") if f])

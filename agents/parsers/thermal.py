@@ -20,10 +20,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from agents.parsers.common import UnparsableOutput
+from agents.parsers.common import UnparsableOutput, to_number
 
 __all__ = [
     "ThermalReading",
+    "ZoneReadings",
     "ZONE_READ_COMMAND",
     "parse_thermalservice",
     "parse_zone_readings",
@@ -81,8 +82,12 @@ def parse_thermalservice(text: str, *, source: str = "output") -> list[ThermalRe
         elif stripped.endswith(":") and not line.startswith((" ", "\t")):
             section = "other"
         for match in _RECORD.finditer(line):
-            readings.append(ThermalReading(match.group("name"), float(match.group("value")),
-                                           int(match.group("type")), int(match.group("status")), section))
+            try:
+                value, type_code, status = (to_number(match.group("value")), _small_int(match.group("type")),
+                                            _small_int(match.group("status")))
+            except ValueError:
+                continue  # a record no HAL writes (``mValue=1e999``, 40-digit codes) is left out, not guessed
+            readings.append(ThermalReading(match.group("name"), value, type_code, status, section))
     if not readings:
         raise UnparsableOutput(TOOL, "no `Temperature{mValue=...}` record in `dumpsys thermalservice`",
                                source=source)
@@ -114,18 +119,42 @@ def parse_zone_types(text: str, *, source: str = "output") -> list[str]:
     return types
 
 
+def _small_int(text: str) -> int:
+    """``int(text)`` for the ``-?\\d+`` codes of a record; more than 9 digits is no code (``ValueError``)."""
+    if len(text.lstrip("-")) > 9:
+        raise ValueError(f"{text[:20]}...: not a type or status code")
+    return int(text)
+
+
 def zone_celsius(raw: str) -> float:
-    """A ``thermal_zoneN/temp`` value in °C (millidegrees, or whole degrees on some kernels)."""
-    value = float(raw)
+    """A ``thermal_zoneN/temp`` value in °C (millidegrees, or whole degrees on some kernels).
+
+    ``ValueError`` for text that is not a finite number (``nan``, ``inf``, ``1e999``).
+
+    Example:
+        >>> zone_celsius("45500"), zone_celsius("38")
+        (45.5, 38.0)
+    """
+    value = to_number(raw.strip())
     return value / 1000.0 if abs(value) >= 1000 else value
 
 
-def parse_zone_readings(text: str, *, source: str = "output") -> dict[str, float]:
+class ZoneReadings(dict[str, float]):
+    """Zone type -> °C, plus ``dropped``: zones whose reading was not a finite number -> raw text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped: dict[str, str] = {}
+
+
+def parse_zone_readings(text: str, *, source: str = "output") -> ZoneReadings:
     """Parse :data:`ZONE_READ_COMMAND` output: zone type -> °C (a repeated type gets ``-N``).
 
-    Zones whose ``temp`` is not a number are left out rather than guessed.
+    Zones whose ``temp`` is not a finite number (garbled, ``nan``, ``inf``) are left out
+    rather than guessed; the result's ``dropped`` maps each such zone to its raw text, so a
+    caller can say in the row what it did not trust.
     """
-    temperatures: dict[str, float] = {}
+    temperatures = ZoneReadings()
     for line in text.splitlines():
         parts = line.strip().split("\t")
         if len(parts) != 3:
@@ -134,10 +163,11 @@ def parse_zone_readings(text: str, *, source: str = "output") -> dict[str, float
         try:
             value = zone_celsius(raw)
         except ValueError:
+            temperatures.dropped[name if name not in temperatures.dropped else f"{name}-{zone}"] = raw[:40]
             continue
         key = name if name not in temperatures else f"{name}-{zone}"
         temperatures[key] = value
-    if not temperatures and text.strip():
+    if not temperatures and not temperatures.dropped and text.strip():
         raise UnparsableOutput(TOOL, "no `N<TAB>type<TAB>millidegrees` line", source=source,
                                line=text.strip().splitlines()[0])
     return temperatures

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Callable, TypeVar
 
-from agents.parsers.common import UnparsableOutput
+from agents.parsers.common import UnparsableOutput, to_int, to_number
 
 __all__ = ["Clock", "Throttled", "VcgencmdReadings", "decode_throttled", "parse"]
 
 TOOL = "vcgencmd"
+T = TypeVar("T")
 
 _TEMP = re.compile(r"^temp=(?P<c>-?\d+(?:\.\d+)?)'C$")
 _CLOCK = re.compile(r"^frequency\((?P<id>\d+)\)=(?P<hz>\d+)$")
@@ -114,10 +116,14 @@ def parse(text: str, *, source: str = "output") -> VcgencmdReadings:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     for index, line in enumerate(lines):
         if match := _TEMP.match(line):
-            temperatures.append(float(match.group("c")))
+            temperatures.append(_figure(to_number, match.group("c"), line, source))
         elif match := _CLOCK.match(line):
-            clocks.append(Clock(int(match.group("id")), int(match.group("hz"))))
+            clocks.append(Clock(_figure(to_int, match.group("id"), line, source),
+                                _figure(to_int, match.group("hz"), line, source)))
         elif match := _THROTTLED.match(line):
+            if len(match.group("bits")) > 10:  # 0x + 8 hex digits: the field is 32 bits wide
+                raise UnparsableOutput(TOOL, "not a reading (a get_throttled field wider than 32 bits)",
+                                       source=source, line=line)
             throttled = decode_throttled(int(match.group("bits"), 16))
         elif match := _VERSION.match(line):
             version = match.group("hash")
@@ -126,6 +132,14 @@ def parse(text: str, *, source: str = "output") -> VcgencmdReadings:
         first = lines[0] if lines else None
         raise UnparsableOutput(TOOL, "no temp=, frequency(N)=, throttled= or version line", source=source, line=first)
     return VcgencmdReadings(temperatures, clocks, throttled, version, date)
+
+
+def _figure(convert: Callable[[str], T], text: str, line: str, source: str) -> T:
+    """``convert(text)``, or :class:`UnparsableOutput` for a figure no firmware prints (``inf``, 40 digits)."""
+    try:
+        return convert(text)
+    except ValueError as error:
+        raise UnparsableOutput(TOOL, f"not a reading ({error})", source=source, line=line) from None
 
 
 def _version_date(previous: list[str]) -> str | None:

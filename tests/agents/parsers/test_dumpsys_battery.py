@@ -45,3 +45,10 @@ def test_non_battery_text_is_refused() -> None:
         parse("Can't find service: battery\n", source="pixel7 output")
     with pytest.raises(UnparsableOutput, match="not an integer"):
         parse("Current Battery Service state:\n  temperature: hot\n")
+
+
+@pytest.mark.parametrize("value", ["9" * 4000, "27.5", "nan", "0x1f"])
+def test_a_temperature_that_is_no_integer_is_refused_typed(value: str) -> None:
+    """Issue 13, class 3 (SYNTHETIC): 4000 digits used to raise OverflowError when divided by 10."""
+    with pytest.raises(UnparsableOutput, match="not an integer"):
+        parse(f"Current Battery Service state:\n  temperature: {value}\n")

@@ -26,3 +26,9 @@ def test_single_governor_and_refusals() -> None:
         parse_governor("cat: scaling_governor: No such file or directory")
     with pytest.raises(UnparsableOutput, match="cpuN"):
         parse_tables("no cpufreq here\n")
+
+
+def test_a_frequency_no_kernel_prints_is_refused_typed() -> None:
+    """Issue 13, class 3 (SYNTHETIC row in the published format): 5000 digits used to raise a bare ValueError."""
+    with pytest.raises(UnparsableOutput, match="kHz"):
+        parse_table("cpu0 schedutil " + "9" * 5000 + " 300000 1800000")

@@ -40,3 +40,16 @@ def test_cpu_list_and_refusal() -> None:
     assert parse_cpu_list("0-3,6,8-9") == [0, 1, 2, 3, 6, 8, 9]
     with pytest.raises(UnparsableOutput, match="cpuN"):
         parse_show("jetson_clocks: command not found\n")
+
+
+# --- issue 13, classes 2 and 3. SYNTHETIC lines in the published format.
+@pytest.mark.parametrize("text", [
+    "Online CPUs: 0-20000000\ncpu0: Online=1 Governor=schedutil MinFreq=1 MaxFreq=2 CurrentFreq=2",
+    "Online CPUs: 0-x\ncpu0: Online=1 Governor=schedutil MinFreq=1 MaxFreq=2 CurrentFreq=2",
+    "cpu0: Online=1 Governor=schedutil MinFreq=1 MaxFreq=2 CurrentFreq=2\nGPU MinFreq=1 MaxFreq=2",
+    "cpu0: Online=1 Governor=schedutil MinFreq=1 MaxFreq=2 CurrentFreq=2\nActive GPU TPCs: many",
+    "cpu" + "9" * 5000 + ": Online=1 Governor=schedutil MinFreq=1 MaxFreq=2 CurrentFreq=2",
+])
+def test_hostile_counts_and_garbled_lines_are_refused_typed(text: str) -> None:
+    with pytest.raises(UnparsableOutput):
+        parse_show(text)

@@ -72,3 +72,16 @@ def test_off_cores_and_non_tegrastats_text() -> None:
     assert parse_line("RAM 1/2MB CPU [off,5%@100]").cpus[0].load_pct is None
     with pytest.raises(UnparsableOutput, match="not a tegrastats line"):
         parse_line("Error: tegrastats must be run as root")
+
+
+# --- issue 13, class 3. SYNTHETIC lines in the published formats with garbled figures.
+@pytest.mark.parametrize("line", ["12-99-2024 25:61:61 RAM 2020/7852MB CPU [9%@345]",
+                                  "RAM " + "9" * 5000 + "/7852MB", "RAM 1/2MB CPU [" + "9" * 5000 + "%@345]"])
+def test_garbled_figures_and_timestamps_are_refused_typed(line: str) -> None:
+    with pytest.raises(UnparsableOutput, match="garbled"):
+        parse_line(line)
+
+
+def test_a_temperature_that_overflows_is_listed_as_disabled() -> None:
+    sample = parse_line("RAM 1/2MB GPU@" + "9" * 400 + "C CPU@41C")
+    assert sample.temperatures_c == {"CPU": 41.0} and sample.disabled_sensors == ["GPU"]

@@ -48,3 +48,22 @@ def test_refusals() -> None:
         parse_thermalservice("Can't find service: thermalservice\n")
     with pytest.raises(UnparsableOutput):
         parse_zone_types("cat: thermal_zone0/type: No such file or directory\n")
+
+
+# --- issue 13, classes 3 and 4 (parser side). SYNTHETIC zone lines in ZONE_READ_COMMAND's format.
+def test_non_finite_zone_readings_are_left_out_and_reported() -> None:
+    readings = parse_zone_readings("0\tbattery\t31000\n1\tcpu-0-0\tnan\n2\tskin\tinf\n3\tgpu\t1e999\n")
+    assert readings == {"battery": 31.0}
+    assert readings.dropped == {"cpu-0-0": "nan", "skin": "inf", "gpu": "1e999"}
+    assert parse_zone_readings("0\tcpu\tnan\n").dropped == {"cpu": "nan"}
+    for raw in ("nan", "inf", "-inf", "9" * 400):
+        with pytest.raises(ValueError):
+            zone_celsius(raw)
+
+
+def test_thermalservice_records_that_overflow_are_left_out() -> None:
+    text = ("Current temperatures from HAL:\n"
+            "  Temperature{mValue=1e999, mType=0, mName=AP, mStatus=0}\n"
+            "  Temperature{mValue=31.5, mType=" + "9" * 40 + ", mName=BAT, mStatus=0}\n"
+            "  Temperature{mValue=25.6, mType=3, mName=skin, mStatus=0}\n")
+    assert thermalservice_temperatures(text) == {"skin": 25.6}

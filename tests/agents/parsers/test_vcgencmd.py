@@ -49,3 +49,11 @@ def test_throttled_bits_are_decoded(fixtures_dir: Path) -> None:
 def test_text_without_vcgencmd_lines_is_refused() -> None:
     with pytest.raises(UnparsableOutput, match="VCHI initialization failed"):
         parse("VCHI initialization failed\n", source="pi4 output")
+
+
+# --- issue 13, class 3. SYNTHETIC lines in the published format with figures no firmware prints.
+@pytest.mark.parametrize("text", ["temp=" + "9" * 400 + "'C", "frequency(48)=" + "9" * 5000,
+                                  "frequency(" + "9" * 5000 + ")=1"])
+def test_figures_no_firmware_prints_are_refused_typed(text: str) -> None:
+    with pytest.raises(UnparsableOutput, match="not a reading"):
+        parse(text)
