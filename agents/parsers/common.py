@@ -48,6 +48,7 @@ MAX_DURATION_US = 86_400e6
 MAX_COUNT = 10**9
 #: More digits than any figure a tool prints; longer runs of digits are refused, not converted.
 _MAX_DIGITS = 30
+_MAX_MAGNITUDE = 1e18
 
 #: Log-level prefixes newer TFLite / glog builds put before every line.
 _LEVEL_PREFIX = re.compile(r"^(?:INFO|WARNING|WARN|ERROR|VERBOSE|DEBUG):\s?")
@@ -116,7 +117,8 @@ def log_lines(text: str) -> list[str]:
 def to_number(text: str) -> float:
     """A finite decimal or scientific-notation number (``2.95034e+06``); raises ``ValueError`` otherwise.
 
-    ``inf``, ``nan`` and values that overflow to them (``1e999``) are not numbers here.
+    ``inf``, ``nan``, values that overflow to them (``1e999``) and magnitudes above 1e18,
+    which no tool prints (a day is 8.64e10 us), are not numbers here.
 
     Example:
         >>> to_number("2.95034e+06,")
@@ -126,8 +128,8 @@ def to_number(text: str) -> float:
     if len(stripped) > _MAX_DIGITS + 10:
         raise ValueError(f"{stripped[:20]}...: too long for a number a tool prints")
     value = float(stripped)
-    if not math.isfinite(value):
-        raise ValueError(f"{stripped!r} is not a finite number")
+    if not math.isfinite(value) or abs(value) > _MAX_MAGNITUDE:
+        raise ValueError(f"{stripped!r} is not a finite number of at most 1e18")
     return value
 
 

@@ -118,7 +118,7 @@ JSON_VALUES = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, database=None)
 @given(value=JSON_VALUES, mode=st.sampled_from(["hello", "temperatures", "probe", "check", "run"]))
 def test_any_json_value_is_a_checked_result_or_run_failed(value: Any, mode: str) -> None:
     """Property: no KeyError/AttributeError/TypeError, whatever the runner sends."""
@@ -129,7 +129,7 @@ def test_any_json_value_is_a_checked_result_or_run_failed(value: Any, mode: str)
             assert "\n" not in str(error)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, database=None)
 @given(st.text(max_size=300))
 def test_any_text_line_is_decoded_or_run_failed(line: str) -> None:
     try:
