@@ -11,6 +11,16 @@ wrong and what to do, plus the YAML line where it can tell::
 
 Relative ``replay.table`` paths are resolved against the inventory's folder.
 
+Everything that can be checked without the device is checked here, so a
+mistake is one line and exit 2 before Ray starts, never a ``failed`` row
+written when the device connects: an ``adb:`` section with neither ``serial``
+nor ``host``, a ``big_core_mask`` that is not hex, an empty ``devices:`` list;
+and, by :func:`load`, for every device this host drives itself (no ``node:``;
+a device attached to another Ray node has its files there): the replay table
+(exists, is Parquet with the replay columns, holds rows of ``replay.device``),
+``ssh.key_file``, ``ssh.known_hosts`` unless ``trust_on_first_use``, and
+``adb.key_file``. Names are matched as whole strings (``pi4\n`` is not a slug).
+
 Example:
     >>> inventory = Inventory(devices=[Device(name="cpu-local", kind="cpu")])
     >>> inventory.get("cpu-local").protocol.name
@@ -29,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from farm.errors import UserError
 from farm.intervals import DEFAULT_MAX_CI
+from farm.user_files import read_text
 
 __all__ = [
     "ADBConfig",
@@ -41,6 +52,7 @@ __all__ = [
     "ProtocolSettings",
     "ReplayConfig",
     "SSHConfig",
+    "check_local_files",
     "load",
 ]
 
@@ -50,7 +62,9 @@ DeviceKind = Literal["cpu", "cuda", "ssh", "adb", "replay"]
 Runtime = Literal["torch", "torchscript", "tflite", "executorch"]
 ProtocolName = Literal["interleaved", "help", "latbench"]
 
-SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+SLUG = re.compile(r"[a-z0-9][a-z0-9._-]*")
+#: A CPU mask as ``taskset`` takes it: hex digits, optionally after ``0x``.
+HEX_MASK = re.compile(r"(0x)?[0-9a-fA-F]{1,64}")
 
 #: Connection sections, each named after the only kind that uses it (cuda's is optional: index 0).
 CONNECTION_SECTIONS: tuple[str, ...] = ("ssh", "adb", "replay", "cuda")
@@ -158,6 +172,19 @@ class ADBConfig(_Model):
     big_core_mask: str | None = None
     screen_off: bool = False
 
+    @field_validator("big_core_mask")
+    @classmethod
+    def _mask_is_hex(cls, mask: str | None) -> str | None:
+        if mask is not None and (not HEX_MASK.fullmatch(mask) or int(mask, 16) == 0):
+            raise ValueError(f"{mask!r} is not a non-zero hex CPU mask; write it as taskset takes it, e.g. f0 or 0xf0")
+        return mask
+
+    @model_validator(mode="after")
+    def _reachable_somehow(self) -> "ADBConfig":
+        if not self.serial and not self.host:
+            raise ValueError("sets neither serial (a USB phone, see `adb devices`) nor host (adb over TCP); set one")
+        return self
+
 
 class ReplayConfig(_Model):
     """A device simulated from a recorded latency table (``table``, rows of ``device``)."""
@@ -200,7 +227,7 @@ class Device(_Model):
     @field_validator("name")
     @classmethod
     def _name_is_slug(cls, name: str) -> str:
-        if not SLUG.match(name):
+        if not SLUG.fullmatch(name):
             raise ValueError(
                 f"{name!r} is not a slug; use lower-case letters, digits, '.', '_' or '-', "
                 "starting with a letter or digit (e.g. pi4-a)"
@@ -256,6 +283,13 @@ class Inventory(_Model):
     """
 
     devices: list[Device]
+
+    @field_validator("devices")
+    @classmethod
+    def _not_empty(cls, devices: list[Device]) -> list[Device]:
+        if not devices:
+            raise ValueError("is empty; list at least one device (see the README's inventory section)")
+        return devices
 
     _source: str = PrivateAttr(default=DEFAULT_PATH)
 
@@ -324,12 +358,68 @@ def load(path: str | Path) -> Inventory:
     """
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InventoryError(f"{source}: file not found; pass --inventory with an existing file") from None
-    except OSError as exc:
-        raise InventoryError(f"{source}: cannot read: {exc.strerror or exc}") from None
-    return loads(text, source=source, base_dir=Path(path).resolve().parent)
+        text = read_text(path, hint="pass --inventory with an existing inventory file")
+    except UserError as error:
+        raise InventoryError(str(error)) from None
+    inventory = loads(text, source=source, base_dir=Path(path).resolve().parent)
+    for device in inventory.devices:
+        if device.node is None:
+            check_local_files(device, source)
+    return inventory
+
+
+def check_local_files(device: Device, source: str = DEFAULT_PATH) -> None:
+    """The files ``device``'s agent will open on this host exist and fit; :class:`InventoryError` otherwise."""
+    where = f"{source}: device {device.name!r}"
+    if device.replay is not None:
+        _check_replay_table(device.replay, f"{where}: field 'replay.table'")
+    if device.ssh is not None:
+        if device.ssh.key_file is not None:
+            _check_file(device.ssh.key_file, f"{where}: field 'ssh.key_file'",
+                        "fix the path, or remove key_file to use the SSH agent")
+        if not device.ssh.trust_on_first_use:
+            _check_file(device.ssh.known_hosts, f"{where}: field 'ssh.known_hosts'",
+                        f"add the board's key (ssh-keyscan -p {device.ssh.port} {device.ssh.host} >> "
+                        f"{device.ssh.known_hosts}) or set ssh.trust_on_first_use: true")
+    if device.adb is not None:
+        _check_file(device.adb.key_file, f"{where}: field 'adb.key_file'",
+                    f"create it with `adb keygen {device.adb.key_file}` (or run `adb devices` once) and accept it "
+                    "on the phone")
+
+
+def _check_file(path: str, where: str, fix: str) -> None:
+    expanded = Path(path).expanduser()
+    if not expanded.is_file():
+        raise InventoryError(f"{where}: {path} {'is not a file' if expanded.exists() else 'does not exist'}; {fix}")
+
+
+def _check_replay_table(replay: ReplayConfig, where: str) -> None:
+    """The table is Parquet with the replay columns and holds rows of ``replay.device``."""
+    import pyarrow.parquet as pq
+
+    from agents.replay import REQUIRED_COLUMNS
+
+    table = Path(replay.table).expanduser()
+    _check_file(replay.table, where, "point it at a Parquet table (e.g. data/help_latency.parquet)")
+    try:
+        schema = pq.read_schema(table)
+    except Exception as error:  # noqa: BLE001 - pyarrow raises several types for a file that is not Parquet
+        raise InventoryError(f"{where}: {replay.table} is not a readable Parquet file ({type(error).__name__}); "
+                             "point it at a Parquet table") from None
+    missing = [column for column in REQUIRED_COLUMNS if column not in schema.names]
+    if missing:
+        raise InventoryError(f"{where}: {replay.table} has no column {missing[0]!r}; a replay table needs "
+                             f"{', '.join(REQUIRED_COLUMNS)}")
+    try:
+        devices = set(pq.read_table(table, columns=["device"]).column("device").unique().to_pylist())
+    except Exception as error:  # noqa: BLE001 - a damaged table
+        raise InventoryError(f"{where}: {replay.table} cannot be read ({type(error).__name__}: {error})") from None
+    if replay.device not in devices:
+        known = sorted(str(d) for d in devices if d is not None)
+        close = difflib.get_close_matches(replay.device, known, n=1)
+        guess = f"did you mean {close[0]!r}? " if close else ""
+        raise InventoryError(f"{where.rsplit(': field', 1)[0]}: field 'replay.device': {replay.table} holds no rows of "
+                             f"{replay.device!r}; {guess}it holds {len(known)} devices, e.g. {', '.join(known[:5])}")
 
 
 def loads(text: str, *, source: str = DEFAULT_PATH, base_dir: Path | None = None) -> Inventory:

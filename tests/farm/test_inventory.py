@@ -39,14 +39,18 @@ def test_default_inventory_is_this_machines_cpu() -> None:
 
 
 def test_commented_examples_in_default_inventory_are_valid(tmp_path: Path) -> None:
-    """Uncommenting the examples must give a valid inventory, or the file teaches wrong syntax."""
+    """Uncommenting the examples must give a valid inventory, or the file teaches wrong syntax.
+
+    ``loads`` checks the syntax only: on this host the examples' key files and replay table (relative to
+    ``tmp_path``) do not exist, which ``load`` reports (tested below).
+    """
     lines = (REPO / "inventory.yaml").read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("# --- Examples"))
     body = [line for line in lines[:start]]
     for line in lines[start + 1 :]:
         if line.startswith("#  ") or line.startswith("#    "):
             body.append(line[1:])
-    inventory = load(write(tmp_path, "\n".join(body) + "\n"))
+    inventory = loads("\n".join(body) + "\n", base_dir=tmp_path)
     assert {d.kind for d in inventory.devices} == {"cpu", "cuda", "ssh", "adb", "replay"}
     assert inventory.get("pi4-a").ssh.user == "pi"
     assert inventory.get("pi4-a").hygiene.affinity == [0, 1, 2, 3]
@@ -114,6 +118,17 @@ BAD = [
     ("devices:\n  - name: a\n    kind: cpu\n    kind: cuda\n", ["YAML error at line 4", "duplicate key 'kind'"]),
     ("", ["empty", "devices:"]),
     ("- a\n", ["top level is a list"]),
+    # names match as whole strings: a trailing newline is not part of a slug (issue 13, class 7)
+    ('devices:\n  - name: "pi4\\n"\n    kind: cpu\n', ["field 'name'", "not a slug", "'pi4\\n'"]),
+    # everything checkable without the device is checked here (class 10)
+    ("devices:\n  - name: ph\n    kind: adb\n    adb: {port: 5555}\n", ["device 'ph'", "field 'adb'", "neither serial"]),
+    ("devices:\n  - name: ph\n    kind: adb\n    adb: {serial: X, big_core_mask: f0g}\n",
+     ["field 'adb.big_core_mask'", "'f0g' is not a non-zero hex CPU mask"]),
+    ("devices:\n  - name: ph\n    kind: adb\n    adb: {serial: X, big_core_mask: \"f0; reboot\"}\n",
+     ["field 'adb.big_core_mask'", "hex"]),
+    ('devices:\n  - name: ph\n    kind: adb\n    adb: {serial: X, big_core_mask: "00"}\n', ["non-zero hex"]),
+    # a campaign needs at least one device (class 11)
+    ("devices: []\n", ["field 'devices'", "is empty", "at least one device"]),
 ]
 
 
@@ -127,6 +142,45 @@ def test_bad_input_gives_one_line_naming_device_and_field(tmp_path: Path, text: 
 def test_missing_file_names_it(tmp_path: Path) -> None:
     with pytest.raises(InventoryError, match="nope.yaml: file not found"):
         load(tmp_path / "nope.yaml")
+
+
+def test_a_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_bytes("devices:\n  - name: caf\u00e9\n    kind: cpu\n".encode("latin-1"))
+    with pytest.raises(InventoryError, match=r"inventory.yaml: not UTF-8 text \(byte 0xe9 on line 2\); save the file"):
+        load(path)
+    with pytest.raises(InventoryError, match="is a folder, not a file"):
+        load(tmp_path)
+
+
+def replay_text(table: Path, device: str = "pixel3") -> str:
+    return f"devices:\n  - name: r\n    kind: replay\n    replay: {{table: {table}, device: {device}}}\n"
+
+
+def test_replay_table_is_checked_by_the_loader(tmp_path: Path, help_table_path: Path) -> None:
+    """Issue 13, class 10: a replay table that is missing, not Parquet or lacks the device is refused here."""
+    assert load(write(tmp_path, replay_text(help_table_path))).get("r").replay.table == str(help_table_path)
+    assert "does not exist" in error_of(tmp_path, replay_text(tmp_path / "gone.parquet"))
+    (tmp_path / "text.parquet").write_text("not parquet")
+    assert "is not a readable Parquet file" in error_of(tmp_path, replay_text(tmp_path / "text.parquet"))
+    message = error_of(tmp_path, replay_text(help_table_path, device="pixel33"))
+    assert "device 'r': field 'replay.device'" in message and "holds no rows of 'pixel33'" in message
+    assert "did you mean 'pixel3'?" in message
+
+
+def test_key_files_and_known_hosts_are_checked_by_the_loader(tmp_path: Path) -> None:
+    key, known = tmp_path / "id_ed25519", tmp_path / "known_hosts"
+    ssh = f"devices:\n  - name: pi\n    kind: ssh\n    ssh: {{host: h, user: u, key_file: {key}, known_hosts: {known}}}\n"
+    assert "field 'ssh.key_file'" in error_of(tmp_path, ssh) and "does not exist" in error_of(tmp_path, ssh)
+    key.write_text("k")
+    message = error_of(tmp_path, ssh)
+    assert "field 'ssh.known_hosts'" in message and "ssh-keyscan -p 22 h" in message
+    known.write_text("")
+    assert load(write(tmp_path, ssh)).get("pi").ssh.key_file == str(key)
+    adb = f"devices:\n  - name: ph\n    kind: adb\n    adb: {{serial: S, key_file: {tmp_path / 'adbkey'}}}\n"
+    assert "field 'adb.key_file'" in error_of(tmp_path, adb) and "adb keygen" in error_of(tmp_path, adb)
+    # a device attached to another Ray node keeps its files there: not checked on this host
+    assert load(write(tmp_path, adb.replace("    adb:", "    node: elsewhere\n    adb:"))).get("ph").node == "elsewhere"
 
 
 def test_get_and_select_unknown_device_list_known_names() -> None:
