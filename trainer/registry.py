@@ -23,7 +23,10 @@
 Weights are the predictor's tensors (``Predictor.state()[0]``) in safetensors,
 which stores raw tensors only: loading never unpickles anything. The weights'
 SHA-256 is checked on load, so a truncated or edited file is reported, not
-half-loaded. A directory is written under a temporary name and renamed into
+half-loaded. The manifest is checked field by field before use (a field of the
+wrong type is one :class:`RegistryError` line, never an ``AttributeError``),
+and ``weights.file`` must name a regular file inside the predictor's folder: a
+path (``../x``, ``/etc/x``) or a symbolic link is refused. A directory is written under a temporary name and renamed into
 place, replacing an older predictor of the same name only once the new one is
 complete.
 
@@ -181,11 +184,14 @@ def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
         raise RegistryError(f"{path}: no such predictor directory; pass the --out of `trainer pretrain` or `trainer transfer`")
     manifest_path = path / MANIFEST
     try:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RegistryError(f"{manifest_path}: missing; {path} is not a predictor directory ({hint})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise RegistryError(f"{manifest_path}: not valid JSON ({error}); the predictor is corrupt, {hint}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise RegistryError(f"{manifest_path}: not valid JSON ({type(error).__name__}: {error}); the predictor is "
+                            f"corrupt, {hint}") from None
+    except OSError as error:
+        raise RegistryError(f"{manifest_path}: cannot read ({error.strerror or error}); {hint}") from None
     if not isinstance(manifest, dict):
         raise RegistryError(f"{manifest_path}: expected a JSON object; the predictor is corrupt, {hint}")
     missing = [key for key in _REQUIRED if key not in manifest]
@@ -196,7 +202,60 @@ def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
             f"{manifest_path}: field 'format': {manifest['format']!r} is not supported (this trainer reads {FORMAT}); "
             "use the trainer version that wrote it or re-create the predictor"
         )
+    _check_fields(manifest, manifest_path, hint)
     return manifest
+
+
+#: Optional manifest fields and the JSON type each must have when present (``None`` allowed).
+_OPTIONAL_TYPES: dict[str, type | tuple[type, ...]] = {
+    "normalisation": dict, "samples": dict, "data_snapshot": dict, "metrics": dict, "hyper": dict, "history": list,
+    "seed": int, "created_at": str, "package_version": str,
+}
+#: Mappings nested in optional fields that :func:`save` reads when it carries a manifest over.
+_NESTED_MAPPINGS: tuple[tuple[str, str], ...] = (
+    ("samples", "sources"), ("samples", "targets"), ("data_snapshot", "targets"), ("metrics", "fit"),
+)
+
+
+def _check_fields(manifest: Mapping[str, Any], manifest_path: Path, hint: str) -> None:
+    """Every field a reader uses has the type it expects; ``weights.file`` is a plain file name."""
+
+    def refuse(field_name: str, what: str) -> RegistryError:
+        return RegistryError(f"{manifest_path}: field {field_name!r}: {what}; the predictor is corrupt, {hint}")
+
+    for name in ("method", "space"):
+        if not isinstance(manifest[name], str) or not manifest[name]:
+            raise refuse(name, f"expected a name, got {_short(manifest[name])}")
+    for name in ("sources", "targets"):
+        value = manifest[name]
+        if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+            raise refuse(name, f"expected a list of target names, got {_short(value)}")
+    if not isinstance(manifest["config"], dict):
+        raise refuse("config", f"expected an object, got {_short(manifest['config'])}")
+    weights = manifest["weights"]
+    if not isinstance(weights, dict):
+        raise refuse("weights", f"expected an object with file and sha256, got {_short(weights)}")
+    file_name = weights.get("file", WEIGHTS)
+    if not isinstance(file_name, str) or file_name in ("", ".", "..") or Path(file_name).name != file_name \
+            or "\\" in file_name or Path(file_name).is_absolute():
+        raise refuse("weights.file", f"{_short(file_name)} is not a file name inside the predictor's folder "
+                     "(no paths: weights never load from elsewhere)")
+    if not isinstance(weights.get("sha256"), str):
+        raise refuse("weights.sha256", f"expected a hex digest, got {_short(weights.get('sha256'))}")
+    for name, kind in _OPTIONAL_TYPES.items():
+        value = manifest.get(name)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise refuse(name, f"expected {'a list' if kind is list else 'an object' if kind is dict else kind.__name__}"
+                         f", got {_short(value)}")
+    for outer, inner in _NESTED_MAPPINGS:
+        value = (manifest.get(outer) or {}).get(inner)
+        if value is not None and not isinstance(value, dict):
+            raise refuse(f"{outer}.{inner}", f"expected an object, got {_short(value)}")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def load(folder: str | os.PathLike[str]) -> tuple[Predictor, dict[str, Any]]:
@@ -215,6 +274,9 @@ def load(folder: str | os.PathLike[str]) -> tuple[Predictor, dict[str, Any]]:
         raise RegistryError(f"{path / MANIFEST}: field 'method': {error}") from None
     weights_info = manifest["weights"]
     weights = path / str(weights_info.get("file", WEIGHTS))
+    if weights.is_symlink():
+        raise RegistryError(f"{weights}: is a symbolic link; a predictor's weights must be a regular file inside its "
+                            f"folder, {hint}")
     if not weights.is_file():
         raise RegistryError(f"{weights}: missing; the predictor is corrupt, {hint}")
     expected = weights_info.get("sha256")

@@ -74,6 +74,20 @@ def _corrupt(folder: Path, how: str) -> None:
     elif how == "config broken":
         del manifest["config"]["parameters"]
         manifest_path.write_text(json.dumps(manifest))
+    elif how.startswith("manifest "):  # "manifest FIELD=JSON": one field replaced (issue 13, class 6)
+        field, _, value = how[len("manifest "):].partition("=")
+        outer, _, inner = field.partition(".")
+        if inner:
+            manifest[outer][inner] = json.loads(value)
+        else:
+            manifest[outer] = json.loads(value)
+        manifest_path.write_text(json.dumps(manifest))
+    elif how == "weights symlink":
+        outside = folder.parent / "outside.safetensors"
+        (folder / "weights.safetensors").rename(outside)
+        (folder / "weights.safetensors").symlink_to(outside)
+    elif how == "deep json":
+        manifest_path.write_text("[" * 100_000 + "]" * 100_000)
 
 
 @pytest.mark.parametrize(
@@ -87,6 +101,23 @@ def _corrupt(folder: Path, how: str) -> None:
         ("weights edited", "checksum does not match"),
         ("weights missing", "weights.safetensors: missing"),
         ("config broken", "field 'config' does not rebuild"),
+        # issue 13, class 6: weights only from inside the folder; malformed fields are one line, not AttributeError
+        ('manifest weights.file="../outside.safetensors"', "field 'weights.file': '../outside.safetensors' is not a file name"),
+        ('manifest weights.file="/etc/passwd"', "field 'weights.file': '/etc/passwd' is not a file name"),
+        ('manifest weights.file="sub/w.safetensors"', "field 'weights.file'"),
+        ('manifest weights.file=".."', "field 'weights.file'"),
+        ("weights symlink", "is a symbolic link"),
+        ('manifest weights=["w"]', "field 'weights': expected an object"),
+        ("manifest weights.sha256=7", "field 'weights.sha256'"),
+        ('manifest sources="pixel3"', "field 'sources': expected a list of target names"),
+        ("manifest targets=[1]", "field 'targets'"),
+        ("manifest method=3", "field 'method': expected a name"),
+        ("manifest config=[]", "field 'config': expected an object"),
+        ("manifest samples=[]", "field 'samples': expected an object"),
+        ('manifest samples={"targets": [1]}', "field 'samples.targets': expected an object"),
+        ('manifest history={"a": 1}', "field 'history': expected a list"),
+        ("manifest seed=true", "field 'seed'"),
+        ("deep json", r"not valid JSON \(RecursionError"),
     ],
 )
 def test_corrupt_directory_is_a_clear_error(fitted, tmp_path, how, message):
