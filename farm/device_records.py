@@ -122,7 +122,7 @@ def _list(data: Mapping[str, Any], key: str, kind: type, origin: str) -> list[An
 
 def record_path(store_root: str | os.PathLike[str], device: str) -> Path:
     """``<store>/_devices/<device>.json``; a name that is not a plain file name is refused."""
-    if not _SAFE_NAME.match(device):
+    if not _SAFE_NAME.fullmatch(device):
         raise DeviceRecordError(f"device name {device!r}: not a plain name (letters, digits, . _ -); rename it in the inventory")
     return Path(store_root) / DEVICES_DIR / f"{device}.json"
 
@@ -174,7 +174,7 @@ def read_records(store_root: str | os.PathLike[str]) -> dict[str, DeviceRecord]:
         return {}
     records = {}
     for path in sorted(folder.glob("*.json")):
-        if _SAFE_NAME.match(path.stem):
+        if _SAFE_NAME.fullmatch(path.stem):
             record = read_record(store_root, path.stem)
             if record is not None:
                 records[record.device] = record

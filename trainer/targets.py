@@ -79,7 +79,7 @@ class TargetNaming:
 
 def parse_label(text: str) -> tuple[str, str, int, int | None] | None:
     """(device, runtime, batch size, input size or None) of ``device:runtime:bN[:inS]``; None otherwise."""
-    match = _LABEL.match(text)
+    match = _LABEL.fullmatch(text)
     if match is None:
         return None
     size = match["size"]

@@ -99,7 +99,7 @@ class Version:
 
 def check_name(kind: str, name: str) -> str:
     """``name`` if it is a safe single path component (letters, digits, ``_ . : + = -``); :class:`VersionError` else."""
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise VersionError(f"{kind} {name!r}: not a valid name (letters, digits and _ . : + = - only, not starting with . or -)")
     return name
 

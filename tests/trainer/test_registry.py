@@ -131,3 +131,17 @@ def test_corrupt_directory_is_a_clear_error(fitted, tmp_path, how, message):
 def test_not_a_directory(tmp_path):
     with pytest.raises(RegistryError, match="no such predictor directory"):
         registry.load(tmp_path / "nothing")
+
+
+def test_names_match_whole_strings_a_trailing_newline_is_refused() -> None:
+    """Issue 13, class 7: ``$`` also matches before a final newline; names are matched with fullmatch."""
+    from farm.device_records import DeviceRecordError, record_path
+    from trainer.targets import parse_label
+    from trainer.versions import VersionError, check_name
+
+    assert parse_label("pixel2:torch:b1") == ("pixel2", "torch", 1, None) and parse_label("pixel2:torch:b1\n") is None
+    assert check_name("target", "pixel2") == "pixel2"
+    with pytest.raises(VersionError):
+        check_name("target", "pixel2\n")
+    with pytest.raises(DeviceRecordError):
+        record_path("store", "pi4\n")
