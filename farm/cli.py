@@ -10,6 +10,8 @@ Subcommands:
 * ``farm devices [--inventory FILE] [--json]``: probe every device through its Ray actor;
 * ``farm import FILE --store DIR``: when ``farm.importer`` is installed.
 
+``farm --version`` prints the version; every option's ``--help`` shows its default.
+
 Example:
     >>> parser = build_parser()
     >>> parser.parse_args(["status", "--store", "m"]).store
@@ -27,6 +29,8 @@ from typing import Any, Callable, Sequence
 
 import pandas as pd
 
+from farm import __version__
+from farm.cli_help import apply_help_conventions
 from farm.errors import UserError, exit_on_user_error
 
 #: Optional modules that add subcommands with ``register(subparsers)``.
@@ -105,6 +109,8 @@ def status(args: argparse.Namespace) -> int:
     from farm.summary import load_records
 
     root = Path(args.store)
+    if root.exists() and not root.is_dir():
+        raise UserError(f"--store {args.store}: is a file, not a store folder; pass the folder measure.py wrote")
     if not root.is_dir():
         raise UserError(f"--store {args.store}: no such folder; measure first (python measure.py) or pass --store")
     try:
@@ -147,10 +153,11 @@ def status(args: argparse.Namespace) -> int:
 def devices(args: argparse.Namespace) -> int:
     """Probe every inventory device through its Ray actor and print what it says about itself."""
     from farm import inventory as inventories
+    from farm.measure_command import device_names
     from farm.probe import probe_devices
 
     inventory = inventories.load(args.inventory)
-    selected = inventory.select([n for v in args.devices or [] for n in v.split(",") if n] or None)
+    selected = inventory.select(device_names(args.devices))
     results = probe_devices(selected, address=args.address)
     if args.json:
         json.dump(results, sys.stdout, indent=1, default=str)
@@ -187,8 +194,8 @@ def build_parser(extra: Sequence[Registrar] = ()) -> argparse.ArgumentParser:
     sub.required = True
 
     status_parser = sub.add_parser("status", help="measurements per device and space, and the last campaign")
-    status_parser.add_argument("--store", default="measurements", help="Parquet store folder (default ./measurements)")
-    status_parser.add_argument("--json", action="store_true", help="print JSON")
+    status_parser.add_argument("--store", default="measurements", help="Parquet store folder")
+    status_parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     status_parser.set_defaults(handler=status)
 
     from farm.measure_command import add_arguments, run
@@ -198,10 +205,11 @@ def build_parser(extra: Sequence[Registrar] = ()) -> argparse.ArgumentParser:
     measure_parser.set_defaults(handler=run)
 
     devices_parser = sub.add_parser("devices", help="probe every device of the inventory")
-    devices_parser.add_argument("--inventory", default="inventory.yaml")
-    devices_parser.add_argument("--devices", action="append", metavar="NAME[,NAME]")
+    devices_parser.add_argument("--inventory", default="inventory.yaml", help="device inventory YAML file")
+    devices_parser.add_argument("--devices", action="append", metavar="NAME[,NAME]",
+                                help="probe only these devices (repeat or comma-separate; default: all)")
     devices_parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
-    devices_parser.add_argument("--json", action="store_true")
+    devices_parser.add_argument("--json", action="store_true", help="print JSON: one object per device")
     devices_parser.set_defaults(handler=devices)
 
     for module_name in PLUGIN_MODULES:
@@ -212,6 +220,7 @@ def build_parser(extra: Sequence[Registrar] = ()) -> argparse.ArgumentParser:
         module.register(sub)
     for register in extra:
         register(sub)
+    apply_help_conventions(parser, version=__version__)
     return parser
 
 

@@ -81,7 +81,9 @@ def exit_on_user_error(fn: Callable[..., _Result]) -> Callable[..., _Result]:
     @functools.wraps(fn)
     def wrapper(*args: object, **kwargs: object) -> _Result:
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            sys.stdout.flush()  # a closed pipe shows here, while it can still end quietly
+            return result
         except UserError as error:
             report_user_error(error)
             raise SystemExit(USER_ERROR_EXIT_CODE) from None

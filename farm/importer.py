@@ -24,7 +24,10 @@ DESIGN.md) that says honestly what is known about it:
   unless the file has those columns (then they are kept).
 
 Arch strings are checked against the search space (first bad one reported
-with its row) and stored in canonical form.
+with its row) and stored in canonical form. Device and space names must be
+whole slugs (``pi4\n`` is refused with its row). A table without rows, a
+``--store`` that is a file or cannot be written, or a store the reader cannot
+open is one line and exit 2, checked before anything is written.
 
 Example:
     >>> batch_size_from_device("1080ti_32"), batch_size_from_device("pixel2"), batch_size_from_device("gold_6226")
@@ -48,11 +51,14 @@ from farm import __version__, spaces
 from farm.errors import UserError
 from farm.spaces import ArchError
 from farm.store import SCHEMA, Store, StoreError, utc_now
+from farm.user_files import check_store
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("search_space", "arch", "device", "latency_ms")
 #: Set for every imported row, whatever the file says.
 FIXED = {"device_kind": "external", "runtime": "external", "protocol": "external", "status": "ok"}
-_SUFFIX = re.compile(r"_(\d+)$")
+_SUFFIX = re.compile(r"_(\d+)\Z")
+#: A device or space name as the store partitions by it: one whole slug (no newline, no path separator).
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 #: A larger trailing number is a model number, not a batch size (HELP's ``gold_6226``, ``silver_4114``).
@@ -88,6 +94,8 @@ def read_table(path: Path) -> pd.DataFrame:
         raise UserError(
             f"{path}: column {missing[0]!r} is missing; an importable table has at least {', '.join(REQUIRED_COLUMNS)}"
         )
+    if frame.empty:
+        raise UserError(f"{path}: the table has no rows; nothing to import (is it the right file?)")
     return frame
 
 
@@ -97,6 +105,13 @@ def to_store_rows(frame: pd.DataFrame, path: Path, source: str, campaign_id: str
         empty = frame[column].isna().to_numpy()
         if empty.any():
             raise UserError(f"{path}: column {column!r} is empty in row {int(np.argmax(empty))}; fill or drop such rows")
+    for column in ("search_space", "device"):
+        names = frame[column].astype(str)
+        bad = ~names.map(lambda name: _NAME.fullmatch(name) is not None).to_numpy(dtype=bool)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise UserError(f"{path}: column {column!r} in row {row} is {names.iloc[row]!r}; names are letters, digits, "
+                            "'.', '_' or '-', starting with a letter or digit")
     latency = pd.to_numeric(frame["latency_ms"], errors="coerce").to_numpy(dtype="float64")
     bad = ~(np.isfinite(latency) & (latency > 0))
     if bad.any():
@@ -162,6 +177,7 @@ def import_table(path: str | Path, store_root: str | Path, source: str | None = 
     """
     path = Path(path)
     frame = read_table(path)
+    check_store("--store", store_root)
     campaign_id = f"import-{file_sha256(path)[:16]}"
     store = Store(store_root)
     done = set(store.read(where={"campaign_id": campaign_id}, columns=["measurement_id"])["measurement_id"])
@@ -187,7 +203,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     parser.add_argument("file", metavar="FILE", type=Path, help="Parquet table to import")
-    parser.add_argument("--store", required=True, type=Path, metavar="DIR", help="farm store directory")
+    parser.add_argument("--store", required=True, type=Path, metavar="DIR",
+                        help="farm store folder to append to (created if missing)")
     parser.add_argument("--source", default=None, metavar="NAME", help="value of the source column (default: the file name)")
     parser.set_defaults(handler=run_import)
     return parser
@@ -199,7 +216,7 @@ def run_import(args: argparse.Namespace) -> int:
     if added:
         print(f"imported {added} rows from {args.file} into {args.store}")
     else:
-        print(f"nothing to import: {args.file} is already in {args.store}")
+        print(f"nothing to import: every row of {args.file} is already in {args.store}")
     return 0
 
 

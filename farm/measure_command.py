@@ -1,7 +1,10 @@
 """The ``measure.py`` / ``farm measure`` command: options, validation, then a campaign.
 
 Everything the user typed is checked before Ray starts: an unknown device,
-space or protocol, or a bad line in ``--archs`` prints one line and exits 2.
+space or protocol, a bad line in ``--archs``, an empty ``--devices``, a
+``--store`` that is a file or cannot be written prints one line and exits 2,
+and the store is untouched. Ctrl-C during a campaign prints how many rows it
+stored and that re-running the same command resumes, and exits 130.
 
 Example:
     >>> parser = build_parser()
@@ -19,7 +22,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from farm.errors import UserError, exit_on_user_error
+from farm import __version__
+from farm.cli_help import apply_help_conventions
+from farm.errors import Interrupted, UserError, exit_on_user_error
+from farm.user_files import check_store, read_text
 
 if TYPE_CHECKING:
     from farm.anchoring import AnchoringReport
@@ -31,7 +37,7 @@ DEFAULT_SAMPLE = 8
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The measure options (shared by ``measure.py`` and ``farm measure``)."""
-    parser.add_argument("--inventory", default="inventory.yaml", help="device inventory (default: ./inventory.yaml)")
+    parser.add_argument("--inventory", default="inventory.yaml", help="device inventory YAML file")
     parser.add_argument("--space", default="nasbench201", help="search space: nasbench201, fbnet or ofa")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--sample", type=int, metavar="N", help=f"measure N archs sampled with --seed (default {DEFAULT_SAMPLE})")
@@ -42,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--devices", action="append", metavar="NAME[,NAME]",
         help="measure only these inventory devices (repeat or comma-separate; default: all)",
     )
-    parser.add_argument("--store", default="measurements", help="Parquet store folder (default: ./measurements)")
+    parser.add_argument("--store", default="measurements", help="Parquet store folder (created if missing)")
     parser.add_argument("--protocol", help="protocol for every device: interleaved, help or latbench")
     parser.add_argument("--warmup", type=int, help="warm-up runs per burst (overrides the inventory)")
     parser.add_argument("--runs", type=int, help="timed runs per burst (overrides the inventory)")
@@ -71,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure NAS architectures on the devices of an inventory; rows go to a Parquet store.",
     )
     add_arguments(parser)
+    apply_help_conventions(parser, version=__version__)
     return parser
 
 
@@ -81,12 +88,7 @@ def read_arch_file(path: str | Path, space: object) -> list[str]:
     """
     from farm.spaces import ArchError
 
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise UserError(f"{path}: file not found; --archs needs a file with one arch string a line") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read: {exc}") from None
+    lines = read_text(path, hint="--archs needs a file with one arch string a line").splitlines()
     archs = []
     for number, line in enumerate(lines, start=1):
         text = line.strip()
@@ -119,9 +121,18 @@ def select_archs(args: argparse.Namespace, space: object) -> list[str]:
 
 
 def device_names(values: Sequence[str] | None) -> list[str] | None:
-    if not values:
+    """The names ``--devices`` lists (``None``: not given, i.e. all); :class:`UserError` when it names none.
+
+    Example:
+        >>> device_names(["a,b", "c"]), device_names(None)
+        (['a', 'b', 'c'], None)
+    """
+    if values is None:
         return None
-    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    if not names:
+        raise UserError(f"--devices {','.join(values)!r}: names no device; pass NAME[,NAME] or leave it out for all")
+    return names
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--job-size and --max-attempts must be >= 1")
     anchors = 0 if args.no_anchors else args.anchors
     check_anchors(space.name, anchors)
+    check_store("--store", args.store)
 
     from farm.run import CampaignConfig, connect, make_protocol, run_campaign
 
@@ -159,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
     started_here = connect(args.address)
     try:
         summary = run_campaign(config, on_job=_log_job if args.quiet else None)
+    except KeyboardInterrupt:
+        raise Interrupted(interrupted_line(args.store, config.campaign_id)) from None
     finally:
         if started_here:
             ray.shutdown()
@@ -172,6 +186,19 @@ def run(args: argparse.Namespace) -> int:
             print(report.render())
     totals = summary.totals()
     return 1 if totals["failed"] or totals["not_measured"] else 0
+
+
+def interrupted_line(store: str, campaign_id: str) -> str:
+    """What Ctrl-C leaves behind: the campaign's stored rows, and how to resume."""
+    from farm.store import Store
+
+    try:
+        stored = len(Store(store).read(columns=["measurement_id"], where={"campaign_id": campaign_id}))
+    except Exception as error:  # noqa: BLE001 - the store is only counted here; its rows are safe either way
+        counted = f"rows stored so far could not be counted ({type(error).__name__})"
+    else:
+        counted = f"{stored} row(s) of campaign {campaign_id} are stored in {store}"
+    return f"{counted}; re-run the same command to resume (archs already measured are skipped)"
 
 
 def check_anchors(space: str, anchors: int | None) -> None:

@@ -47,6 +47,7 @@ import pandas as pd
 from farm import spaces
 from farm.errors import UserError
 from farm.inventory import Device
+from farm.user_files import check_store, check_writable_folder
 from loop.correlation import most_correlated
 from loop.crossval import DEFAULT_FOLDS, cross_validate
 from loop.device_report import ReportFiles, fmt, jsonable, quantiles, report_folder, write_report
@@ -163,19 +164,13 @@ def prepare(options: AddDeviceOptions) -> Prepared:
         )
     base, manifest = predictor_dirs.load(base_version.path)
     pool = candidate_pool(options.space, options.pool, options.seed)
-    for flag, folder in (("--store", options.store), ("--registry", options.registry),
-                         ("--predictions", options.predictions), ("--reports", options.reports)):
-        _check_writable(flag, folder)
-    return Prepared(device, registry, base_version, base, manifest, pool)
-
-
-def _check_writable(flag: str, folder: Path) -> None:
-    try:
+    check_store("--store", options.store)
+    folders = {"--registry": options.registry, "--predictions": options.predictions, "--reports": options.reports}
+    for flag, folder in folders.items():
+        check_writable_folder(flag, folder)
+    for folder in folders.values():  # only once every input has passed
         folder.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-")
-        probe.close()
-    except OSError as error:
-        raise UserError(f"{flag} {folder}: cannot write there ({error.strerror or error}); choose a writable folder") from None
+    return Prepared(device, registry, base_version, base, manifest, pool)
 
 
 # ------------------------------------------------------------------ the steps

@@ -24,7 +24,10 @@ JSON where it can be) pass hyper-parameters to the method; tests use tiny
 
 Bad input (unknown device, empty store, a store without the predictor's
 space, too few target samples, a corrupt predictor directory, a bad arch
-line) prints one line naming what is wrong and what to do, and exits 2.
+line, an arch file that is not UTF-8, an ``--out``/``--json``/``--plots``
+that cannot be written) prints one line naming what is wrong and what to do,
+and exits 2, before anything is trained. ``trainer --version`` prints the
+version; every option's ``--help`` shows its default.
 
 Example:
     >>> build_parser().parse_args(["sample", "--predictor", "p", "--n", "5"]).sampler
@@ -48,7 +51,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from farm import spaces
+from farm.cli_help import apply_help_conventions
 from farm.errors import UserError, exit_on_user_error
+from farm.user_files import check_writable_folder, read_text
 from trainer import registry, workflow
 from trainer.data import load_table
 from trainer.evaluate import TASKS, evaluate_method
@@ -107,7 +112,7 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_store_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", required=True, type=Path, metavar="DIR")
+    parser.add_argument("--store", required=True, type=Path, metavar="DIR", help="farm store folder to read rows from")
     parser.add_argument(
         "--include-unstable", action="store_true",
         help="also learn from rows the farm flagged unstable (confidence interval wider than the device's max_ci after its repeats); default: ok rows only",
@@ -151,6 +156,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     """Pre-train a method on source targets and save it."""
     _apply_task(args, with_targets=False)
     _refuse_stdout_dir(args.out)
+    check_output("--out", args.out)
     table = load_table(args.store, args.space, statuses=_statuses(args))
     say = _human(args)
     result = workflow.pretrain(
@@ -185,6 +191,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_transfer(args: argparse.Namespace) -> int:
     """Transfer a saved predictor to ``--target`` with every measured row of it in the store."""
     _refuse_stdout_dir(args.out)
+    check_output("--out", args.out)
     predictor, manifest = registry.load(args.predictor)
     table = load_table(args.store, manifest["space"], statuses=_statuses(args))
     say = _human(args)
@@ -201,6 +208,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     to_stdout = str(args.out) == "-"
     if to_stdout and args.json:
         raise UserError("--json and --out - both write to stdout; pass --out FILE (.parquet or .csv) with --json")
+    if not to_stdout:
+        check_output("--out", args.out, file=True)
     predictor, manifest = registry.load(args.predictor)
     target = workflow.predict_target(predictor, manifest, args.target, origin=str(args.predictor))
     space_name = manifest["space"]
@@ -249,6 +258,10 @@ def _refuse_stdout_dir(out: Path) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Few-shot evaluation; prints a table, optionally writes JSON and scatter plots."""
     _apply_task(args, with_targets=True)
+    if args.json is not None and str(args.json) != "-":
+        check_output("--json", args.json, file=True)
+    if args.plots is not None:
+        check_output("--plots", args.plots)
     table = load_table(args.store, args.space, statuses=_statuses(args))
     source_samples = (workflow.capped_source_samples(table, args.sources, args.source_samples)
                       if args.preset_samples else args.source_samples)
@@ -273,16 +286,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def read_arch_file(path: Path, space_name: str) -> list[str]:
     """Canonical archs from a text file (one a line; blank lines and ``#`` comments skipped) or a
     Parquet file with an ``arch`` column. A bad line raises :class:`UserError` naming it."""
+    hint = "pass --archs FILE with one arch string a line (or a Parquet file with an arch column)"
     if not Path(path).is_file():
-        raise UserError(f"{path}: no such file; pass --archs FILE with one arch string a line")
+        raise UserError(f"{path}: no such file; {hint}")
     space = spaces.get(space_name)
     if str(path).endswith(".parquet"):
         try:
             lines = [(i + 2, str(a)) for i, a in enumerate(pq.read_table(path, columns=["arch"]).column("arch").to_pylist())]
-        except (pa.ArrowInvalid, KeyError) as error:
-            raise UserError(f"{path}: needs an 'arch' column ({error})") from None
+        except (pa.ArrowInvalid, KeyError, OSError) as error:
+            raise UserError(f"{path}: needs to be Parquet with an 'arch' column ({type(error).__name__}: "
+                            f"{' '.join(str(error).split())})") from None
     else:
-        lines = [(i + 1, raw.strip()) for i, raw in enumerate(Path(path).read_text().splitlines())]
+        lines = [(i + 1, raw.strip()) for i, raw in enumerate(read_text(path, hint=hint).splitlines())]
         lines = [(number, text) for number, text in lines if text and not text.startswith("#")]
     archs = []
     for number, text in lines:
@@ -293,6 +308,22 @@ def read_arch_file(path: Path, space_name: str) -> list[str]:
     if not archs:
         raise UserError(f"{path}: holds no arch strings")
     return archs
+
+
+def check_output(flag: str, path: Path, *, file: bool = False) -> None:
+    """Refuse an output that cannot be written, before any work.
+
+    ``file``: the output is a file, else a folder (a predictor directory, a plots folder). Both are
+    written beside their final name and renamed, so the parent folder must be writable too.
+    """
+    path = Path(path)
+    if file and path.is_dir():
+        raise UserError(f"{flag} {path}: is a folder; pass a file name")
+    if not file and path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {path}: is a file; pass a folder name (it is created)")
+    check_writable_folder(flag, path.parent)
+    if not file and path.is_dir():
+        check_writable_folder(flag, path)
 
 
 def _atomic(path: Path, write: Callable[[Path], None]) -> None:
@@ -324,42 +355,45 @@ def build_parser() -> argparse.ArgumentParser:
 
     pretrain = verbs.add_parser("pretrain", help="pre-train a predictor on source devices")
     _add_store_options(pretrain)
-    pretrain.add_argument("--space", choices=spaces.NAMES)
-    pretrain.add_argument("--sources", type=_names, metavar="A,B,C")
+    pretrain.add_argument("--space", choices=spaces.NAMES, help="search space (or --task)")
+    pretrain.add_argument("--sources", type=_names, metavar="A,B,C", help="source targets to pre-train on (or --task)")
     pretrain.add_argument("--method", choices=methods, help="default: the project's best method")
     pretrain.add_argument("--source-samples", type=_positive, metavar="N",
                           help="N seeded archs per source, the same for all (default: every arch; with --task, "
                                "HELP's published 900 NB201 / 4000 FBNet)")
-    pretrain.add_argument("--seed", type=int, default=0)
-    pretrain.add_argument("--out", required=True, type=Path, metavar="PRED")
+    pretrain.add_argument("--seed", type=int, default=0, help="seed of sampling and training")
+    pretrain.add_argument("--out", required=True, type=Path, metavar="PRED",
+                          help="predictor folder to write (manifest.json + weights; replaced atomically)")
     _add_json_flag(pretrain)
     _add_task(pretrain)
     _add_training_options(pretrain)
     pretrain.set_defaults(handler=cmd_pretrain)
 
     sample = verbs.add_parser("sample", help="name archs to measure on a new device (reads no latencies)")
-    sample.add_argument("--predictor", required=True, type=Path, metavar="PRED")
-    sample.add_argument("--n", required=True, type=_positive)
-    sample.add_argument("--sampler", choices=sorted(SAMPLERS), default=DEFAULT_SAMPLER)
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--predictor", required=True, type=Path, metavar="PRED",
+                        help="predictor folder (its space and, for some samplers, its encodings)")
+    sample.add_argument("--n", required=True, type=_positive, help="how many archs to name")
+    sample.add_argument("--sampler", choices=sorted(SAMPLERS), default=DEFAULT_SAMPLER, help="how archs are chosen")
+    sample.add_argument("--seed", type=int, default=0, help="sampler seed")
     sample.add_argument("--candidates", type=Path, metavar="FILE", help="choose among these archs (default: the space)")
     sample.add_argument("--json", action="store_true", help="print a JSON object with the archs list instead of lines")
     sample.set_defaults(handler=cmd_sample)
 
     transfer = verbs.add_parser("transfer", help="adapt a predictor to a new device from its rows in a store")
-    transfer.add_argument("--predictor", required=True, type=Path, metavar="PRED")
+    transfer.add_argument("--predictor", required=True, type=Path, metavar="PRED", help="predictor folder to start from")
     _add_store_options(transfer)
     transfer.add_argument("--target", required=True, metavar="TARGET",
                           help="a device (its default target: the inventory's first runtime and batch size), "
                                "or device:runtime:bN for another configuration")
-    transfer.add_argument("--out", required=True, type=Path, metavar="PRED2")
+    transfer.add_argument("--out", required=True, type=Path, metavar="PRED2",
+                          help="predictor folder to write (replaced atomically)")
     _add_json_flag(transfer)
     _add_training_options(transfer)
     transfer.set_defaults(handler=cmd_transfer)
 
     predict = verbs.add_parser("predict", help="predict latencies into a Parquet or CSV file (arch, predicted_ms)")
-    predict.add_argument("--predictor", required=True, type=Path, metavar="PRED")
-    predict.add_argument("--target", metavar="DEVICE", help="default: the last transferred target")
+    predict.add_argument("--predictor", required=True, type=Path, metavar="PRED", help="predictor folder")
+    predict.add_argument("--target", metavar="DEVICE", help="target to predict for (default: the last transferred target)")
     which = predict.add_mutually_exclusive_group(required=True)
     which.add_argument("--all", action="store_true", help="every arch of the space (finite spaces)")
     which.add_argument("--archs", type=Path, metavar="FILE", help="one arch a line, or Parquet with an arch column")
@@ -370,15 +404,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = verbs.add_parser("evaluate", help="few-shot transfer evaluation with Spearman/Kendall/+-5%%/+-10%%")
     _add_store_options(evaluate)
-    evaluate.add_argument("--space", choices=spaces.NAMES)
-    evaluate.add_argument("--sources", type=_names, metavar="A,B,C")
-    evaluate.add_argument("--targets", type=_names, metavar="X,Y")
-    evaluate.add_argument("--samples", type=_positive, default=20)
-    evaluate.add_argument("--seeds", type=_seeds, default=[0, 1, 2])
-    evaluate.add_argument("--method", choices=methods)
+    evaluate.add_argument("--space", choices=spaces.NAMES, help="search space (or --task)")
+    evaluate.add_argument("--sources", type=_names, metavar="A,B,C", help="source targets to pre-train on (or --task)")
+    evaluate.add_argument("--targets", type=_names, metavar="X,Y", help="targets to transfer to and score (or --task)")
+    evaluate.add_argument("--samples", type=_positive, default=20, help="measured archs per target the transfer sees")
+    evaluate.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="repetitions, one seed each (comma-separated)")
+    evaluate.add_argument("--method", choices=methods, help="method to evaluate (default: the project's best method)")
     evaluate.add_argument("--sampler", choices=sorted(SAMPLERS), default="random",
                           help="how target samples are picked (default random, as in the papers)")
-    evaluate.add_argument("--source-samples", type=_positive, metavar="N")
+    evaluate.add_argument("--source-samples", type=_positive, metavar="N",
+                          help="N seeded archs per source (default: every arch; with --task, HELP's counts)")
     evaluate.add_argument("--json", type=Path, nargs="?", const=Path("-"), metavar="OUT",
                           help="write the full results as JSON (no value or '-' = stdout)")
     evaluate.add_argument("--plots", type=Path, metavar="DIR", help="write a predicted-vs-measured PNG per target")
@@ -388,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     from trainer import registry_cli  # late: it reuses this module's argument helpers
 
     registry_cli.register(verbs)  # registry, nightly, evaluate --predictor
+    apply_help_conventions(parser, version=registry.package_version())
     return parser
 
 

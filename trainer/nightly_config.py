@@ -15,8 +15,8 @@ A target that grows past the threshold becomes a source at the next run.
         sources: [1080ti_1, pixel3, gold_6226]
         targets: [raspi4]        # default: every other target of the space
 
-A bad file (unknown key, wrong type, unknown space, a device the store does
-not hold) is reported as one line naming the file and field: exit 2, before
+A bad file (not UTF-8, unknown key, wrong type, unknown space, a device the
+store does not hold) is reported as one line naming the file and field: exit 2, before
 anything is trained.
 
 Example:
@@ -40,6 +40,7 @@ import yaml
 
 from farm import spaces
 from farm.errors import UserError
+from farm.user_files import read_text
 from trainer.models import get_method
 
 CONFIG_FILE = "registry.yaml"
@@ -133,7 +134,11 @@ def read_registry_yaml(root: Path) -> RegistryYaml:
     if not path.is_file():
         return RegistryYaml()
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = read_text(path, hint="fix the file or remove it for automatic roles")
+    except UserError as error:
+        raise ConfigError(str(error)) from None
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from farm.errors import UserError
+from farm.user_files import check_writable_folder
 from trainer import holdout, registry
 from trainer.cli import _hyper_pair, _positive, write_text_atomic
 from trainer.data import load_table
@@ -148,6 +149,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     hyper = dict(args.hyper or [])
     if args.epochs is not None:
         hyper["epochs"] = args.epochs
+    check_writable_folder("--registry", args.registry)
     config = NightlyConfig.build(args.store, args.registry, method=args.method, min_source_archs=args.min_source_archs,
                                  source_samples=args.source_samples, seed=args.seed, hyper=hyper, use_ray=args.ray,
                                  statuses=("ok", "unstable") if args.include_unstable else ("ok",))
@@ -224,7 +226,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
         sub = actions.add_parser(name, help=help_text)
         sub.add_argument("target", nargs="?" if name == "list" else None, metavar="TARGET",
                          help=f"a target name ({BASE} for a space's base predictor)")
-        sub.add_argument("--registry", required=True, type=Path, metavar="DIR")
+        sub.add_argument("--registry", required=True, type=Path, metavar="DIR", help="predictor registry folder")
         sub.add_argument("--space", help="needed only where TARGET is registered in several spaces")
         sub.add_argument("--json", action="store_true", help="print JSON")
         if name == "rollback":
@@ -233,8 +235,9 @@ def register(verbs: argparse._SubParsersAction) -> None:
         sub.set_defaults(handler=handler)
 
     nightly = verbs.add_parser("nightly", help="re-train on new measurements; promote only better predictors")
-    nightly.add_argument("--store", required=True, type=Path, metavar="DIR")
-    nightly.add_argument("--registry", required=True, type=Path, metavar="DIR")
+    nightly.add_argument("--store", required=True, type=Path, metavar="DIR", help="farm store folder to learn from")
+    nightly.add_argument("--registry", required=True, type=Path, metavar="DIR",
+                         help="predictor registry folder (registry.yaml inside, if any, sets roles)")
     nightly.add_argument("--json", action="store_true", help="print the run's summary as JSON")
     nightly.add_argument("--min-source-archs", type=_positive, metavar="N",
                          help="a target with at least N measured archs is a source (default 200, or registry.yaml)")
@@ -243,7 +246,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
     nightly.add_argument("--epochs", type=_positive, help="training epochs (neural methods)")
     nightly.add_argument("--hyper", type=_hyper_pair, action="append", metavar="KEY=VALUE", help="a method hyper-parameter")
     nightly.add_argument("--source-samples", type=_positive, metavar="N", help="archs per source (default: all)")
-    nightly.add_argument("--seed", type=int, default=0)
+    nightly.add_argument("--seed", type=int, default=0, help="seed of sampling and training")
     nightly.add_argument("--include-unstable", action="store_true", help="also learn from rows flagged unstable")
     nightly.add_argument("--ray", action="store_true", help="transfer targets as Ray tasks ($RAY_ADDRESS or a local Ray)")
     nightly.set_defaults(handler=cmd_nightly)

@@ -90,9 +90,71 @@ def test_devices_probes_through_ray_actors(tmp_path: Path, help_table_path: Path
     inventory.write_text(
         "devices:\n"
         f"  - {{name: replay-pixel2, kind: replay, replay: {{table: {help_table_path}, device: pixel2}}}}\n"
-        f"  - {{name: replay-wrong, kind: replay, replay: {{table: {help_table_path}, device: pixel99}}}}\n"
+        "  - {name: ssh-closed, kind: ssh, ssh: {host: 127.0.0.1, port: 9, user: nobody, trust_on_first_use: true}}\n"
     )
-    assert main(["devices", "--inventory", str(inventory), "--json"]) == 1  # one device unusable
+    assert main(["devices", "--inventory", str(inventory), "--json"]) == 1  # one device unreachable
     results = {r["device"]: r for r in json.loads(capsys.readouterr().out)}
     assert results["replay-pixel2"]["reachable"] and results["replay-pixel2"]["facts"]["extra"]["simulated"]
-    assert not results["replay-wrong"]["reachable"] and "pixel99" in results["replay-wrong"]["error"]
+    assert not results["ssh-closed"]["reachable"] and results["ssh-closed"]["error"]
+
+
+def all_parsers() -> dict[str, "argparse.ArgumentParser"]:
+    from farm.measure_command import build_parser as measure_parser
+    from loop.cli import build_parser as farm_parser
+    from trainer.cli import build_parser as trainer_parser
+
+    return {"farm": farm_parser(), "measure.py": measure_parser(), "trainer": trainer_parser()}
+
+
+def test_every_option_has_help_and_shows_its_default() -> None:
+    """Issue 13, class 12: --help is the first defence against bad input."""
+    import argparse
+
+    from farm.cli_help import parsers_of
+
+    checked = 0
+    for program, top in all_parsers().items():
+        for parser in parsers_of(top):
+            text = " ".join(parser.format_help().split())
+            for action in parser._actions:
+                if not action.option_strings or isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+                    continue
+                flag = action.option_strings[-1]
+                assert action.help, f"{parser.prog} {flag}: no help text"
+                if action.default not in (None, False, [], argparse.SUPPRESS):
+                    shown = ",".join(map(str, action.default)) if isinstance(action.default, list) else str(action.default)
+                    assert "default" in action.help.lower() or f"(default: {shown})" in text, (parser.prog, flag)
+                checked += 1
+    assert checked > 100
+    farm_help = " ".join(all_parsers()["farm"]._subparsers._group_actions[0].choices["status"].format_help().split())
+    assert "Parquet store folder (default: measurements)" in farm_help
+
+
+@pytest.mark.parametrize("program", ["farm", "measure.py", "trainer"])
+def test_version(program: str, capsys) -> None:
+    from farm import __version__
+
+    with pytest.raises(SystemExit) as exit_:
+        all_parsers()[program].parse_args(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip().endswith(__version__)
+
+
+def test_status_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
+    """``farm status | head`` where head has already gone: no traceback, exit 141."""
+    import subprocess
+    import sys
+
+    fill_store(tmp_path)
+    process = subprocess.Popen([sys.executable, "-m", "loop.cli", "status", "--store", str(tmp_path)],
+                               cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None
+    process.stdout.close()
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 141 and b"Traceback" not in err and err == b""
+
+
+def test_status_of_a_file_is_one_line(tmp_path: Path, capsys) -> None:
+    (tmp_path / "m").write_text("x")
+    with pytest.raises(SystemExit) as exit_:
+        main(["status", "--store", str(tmp_path / "m")])
+    assert exit_.value.code == 2 and "is a file, not a store folder" in capsys.readouterr().err

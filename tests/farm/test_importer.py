@@ -83,7 +83,16 @@ def test_file_columns_override_defaults(tmp_path):
                        "device": ["d", "d"], "latency_ms": [1.0, 2.0]}), "column 'arch' in row 1"),
         (pd.DataFrame({"search_space": ["darts"], "arch": ["x"], "device": ["d"], "latency_ms": [1.0]}), "known spaces"),
         (pd.DataFrame({"search_space": ["nasbench201"], "arch": ["|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"],
-                       "device": ["bad device"], "latency_ms": [1.0]}), "not slug-like"),
+                       "device": ["bad device"], "latency_ms": [1.0]}), "column 'device' in row 0 is 'bad device'"),
+        # issue 13, class 7: a name is a whole slug, a trailing newline included
+        (pd.DataFrame({"search_space": ["nasbench201"] * 2, "arch": ["|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"] * 2,
+                       "device": ["pi4", "pi4\n"], "latency_ms": [1.0, 1.0]}), r"column 'device' in row 1 is 'pi4\\n'"),
+        (pd.DataFrame({"search_space": ["nasbench201\n"], "arch": ["x"], "device": ["d"], "latency_ms": [1.0]}),
+         "column 'search_space' in row 0"),
+        # issue 13, class 12: an empty table is said to be empty, not "already imported"
+        (pd.DataFrame({"search_space": pd.Series([], dtype=str), "arch": pd.Series([], dtype=str),
+                       "device": pd.Series([], dtype=str), "latency_ms": pd.Series([], dtype=float)}),
+         "the table has no rows; nothing to import"),
     ],
 )
 def test_bad_tables_are_one_line_user_errors(tmp_path, frame, message):
@@ -110,7 +119,17 @@ def test_register_adds_the_import_subcommand(help_slice, tmp_path, capsys):
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["import", str(help_slice), "--store", str(tmp_path / "s"), "--source", "HELP"])
     assert args.handler(args) == 0 and "imported 120 rows" in capsys.readouterr().out
-    assert args.handler(args) == 0 and "nothing to import" in capsys.readouterr().out
+    assert args.handler(args) == 0 and "nothing to import: every row of" in capsys.readouterr().out
+
+
+def test_an_unusable_store_is_refused_before_anything_is_written(help_slice, tmp_path):
+    """Issue 13, class 9: a store that is a file, or where nothing can be written."""
+    (tmp_path / "file").write_text("x")
+    for store, message in ((tmp_path / "file", "is a file, not a folder"), (Path("/proc/x"), "cannot write there")):
+        with pytest.raises(UserError, match=message) as error:
+            import_table(help_slice, store)
+        assert str(error.value).startswith(f"--store {store}:")
+    assert (tmp_path / "file").read_text() == "x"
 
 
 def test_farm_cli_runs_import(help_slice, tmp_path, capsys):
