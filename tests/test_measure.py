@@ -89,3 +89,44 @@ def test_default_inventory_measures_this_cpu_and_resumes(tmp_path: Path, capsys,
     main(argv)
     again = json.loads(capsys.readouterr().out)["devices"][0]
     assert again["skipped"] == int((rows["status"] == "ok").sum())
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_says_how_many_rows_are_stored_and_that_a_rerun_resumes(tmp_path: Path, help_table_path: Path) -> None:
+    """Issue 13, class 12: SIGINT to the driver (as ``kill -INT``; a terminal's Ctrl-C) mid-campaign: exit 130, one
+    line naming the rows this campaign stored (equal to what the store holds), no traceback."""
+    import os
+    import signal
+    import tempfile
+    import time
+
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("devices:\n  - name: replay-pixel2\n    kind: replay\n    protocol: {max_ci: 10.0}\n"
+                         f"    replay: {{table: {help_table_path}, device: pixel2, delay_ms: 100}}\n")
+    archs = tmp_path / "archs.txt"
+    archs.write_text("\n".join(get("nasbench201").sample(12, seed=4)) + "\n")
+    store = tmp_path / "m"
+    env = {**os.environ, "RAY_TMPDIR": tempfile.mkdtemp(prefix="rc", dir="/tmp")}
+    env.pop("RAY_ADDRESS", None)
+    process = subprocess.Popen(
+        [sys.executable, "measure.py", "--inventory", str(inventory), "--archs", str(archs), "--store", str(store),
+         "--warmup", "1", "--runs", "2", "--rounds", "1", "--job-size", "2", "--quiet"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not Store(store).files() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert process.poll() is None and Store(store).files(), "the campaign should be running and storing rows"
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    rows = Store(store).read(columns=["campaign_id"])
+    campaign = rows["campaign_id"].iloc[0]
+    assert last == (f"measure.py: interrupted: {len(rows)} row(s) of campaign {campaign} are stored in {store}; "
+                    "re-run the same command to resume (archs already measured are skipped)")
