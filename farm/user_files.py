@@ -102,7 +102,8 @@ def check_store(flag: str, root: str | os.PathLike[str]) -> None:
     try:
         Store(root).read(columns=["measurement_id"])
     except StoreError as error:
+        detail = " ".join(str(error).split()).removeprefix(f"{root}: cannot read the store: ")
         raise UserError(
-            f"{flag} {root}: cannot read the store ({' '.join(str(error).split())}); list and quarantine damaged "
-            f"files with `farm check --store {root} --repair`"
+            f"{flag} {root}: cannot read the store ({detail}); list and quarantine damaged files with "
+            f"`farm check --store {root} --repair`"
         ) from None

@@ -281,3 +281,28 @@ def test_in_a_real_interpreter_no_traceback_reaches_the_terminal(work: Path) -> 
         assert out == ""
     assert len(chosen) == len(REAL_INTERPRETER)
     assert snapshot(work) == before
+
+
+def test_a_store_with_a_truncated_part_file_is_never_a_traceback(work: Path, tmp_path: Path) -> None:
+    """Issue 13, class 9: one truncated part file. Until the readers skip damaged files (issue 13, class 14,
+    ``farm/store.py``), the command refuses with one line naming ``farm check --repair``, exit 2, store untouched;
+    once they do, the import goes on with one warning naming the file. Never a traceback."""
+    import shutil
+
+    from farm.store import Store
+
+    store = tmp_path / "store"
+    shutil.copytree(work / "store", store)
+    part = Store(store).files()[0]
+    part.write_bytes(part.read_bytes()[:100])
+    table = tmp_path / "new.parquet"
+    pd.read_parquet(work / "table.parquet").head(3).assign(device="pixel9").to_parquet(table)
+    before = snapshot(store)
+    process = subprocess.run([sys.executable, "-m", "loop.cli", "import", str(table), "--store", str(store)],
+                             cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert "Traceback" not in process.stderr
+    if process.returncode == 2:
+        assert len(process.stderr.splitlines()) == 1 and f"farm check --store {store} --repair" in process.stderr
+        assert snapshot(store) == before
+    else:  # the reader skipped the damaged file with a warning naming it, and the import went on
+        assert process.returncode == 0 and part.name in process.stderr, process.stderr
