@@ -129,7 +129,8 @@ def device_names(values: Sequence[str] | None) -> list[str] | None:
     """
     if values is None:
         return None
-    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    # spaces around commas are fine ("a, b"); any other character, a newline included, is part of the name
+    names = [name.strip(" ") for value in values for name in value.split(",") if name.strip(" ")]
     if not names:
         raise UserError(f"--devices {','.join(values)!r}: names no device; pass NAME[,NAME] or leave it out for all")
     return names

@@ -74,6 +74,9 @@ CASES: list[Case] = [
           "--out", "{work}/p2"), "field 'samples': expected an object"),
     # 7: names match whole strings
     inventory_case(7, "name-newline", '  - name: "cpu\\n"\n    kind: cpu\n', "not a slug"),
+    Case(7, "devices-newline", "measure",
+         ("--inventory", "{work}/inventory.yaml", "--devices", "cpu-local\n", "--store", "{work}/store"),
+         "unknown device 'cpu-local\\n'"),
     Case(7, "import-device-newline", "farm", ("import", "{work}/device-newline.parquet", "--store", "{work}/store"),
          "column 'device' in row 0 is 'pixel2\\n'"),
     Case(7, "target-newline", "trainer",
@@ -147,9 +150,12 @@ CASES: list[Case] = [
          "--devices ',': names no device"),
     Case(11, "farm-devices-comma", "farm", ("devices", "--inventory", "{work}/inventory.yaml", "--devices", ","),
          "names no device"),
-    # 12: an empty table is said to be empty
+    # 12: farm import says what is wrong with the table (an empty one is not "already imported")
     Case(12, "import-empty-table", "farm", ("import", "{work}/empty.parquet", "--store", "{work}/store"),
          "the table has no rows"),
+    Case(12, "import-not-parquet", "farm", ("import", "{work}/text.parquet", "--store", "{work}/store"),
+         "not a readable Parquet file"),
+    Case(12, "import-missing-file", "farm", ("import", "{work}/gone.parquet", "--store", "{work}/store"), "no such file"),
 ]
 
 
