@@ -49,15 +49,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="measure only these inventory devices (repeat or comma-separate; default: all)",
     )
     parser.add_argument("--store", default="measurements", help="Parquet store folder (created if missing)")
-    parser.add_argument("--protocol", help="protocol for every device: interleaved, help or latbench")
-    parser.add_argument("--warmup", type=int, help="warm-up runs per burst (overrides the inventory)")
-    parser.add_argument("--runs", type=int, help="timed runs per burst (overrides the inventory)")
-    parser.add_argument("--rounds", type=int, help="rounds of the interleaved protocol")
+    parser.add_argument("--protocol", help="protocol for every device: interleaved, help or latbench (default: each device's inventory protocol)")
+    parser.add_argument("--warmup", type=int, help="warm-up runs per burst (default: the inventory's, else the protocol's)")
+    parser.add_argument("--runs", type=int, help="timed runs per burst (default: the inventory's, else the protocol's)")
+    parser.add_argument("--rounds", type=int, help="rounds of the interleaved protocol (default: the inventory's, else the protocol's)")
     parser.add_argument(
         "--quantile", type=float,
         help="estimator of the interleaved protocol: this quantile of the timed runs (default 0.1; 0.5 = median)",
     )
-    parser.add_argument("--trim", type=float, help="fraction trimmed at each end")
+    parser.add_argument("--trim", type=float, help="fraction trimmed at each end (default: the inventory's, else the protocol's)")
     parser.add_argument("--job-size", type=int, default=50, help="archs per job, measured together (default 50)")
     anchoring = parser.add_mutually_exclusive_group()
     anchoring.add_argument(
