@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -226,12 +227,12 @@ def _torch_runnable(spec: dict[str, Any], threads: int) -> Runnable:
     try:
         if on_gpu or not path.endswith(".ptl"):
             # A .ptl also holds the full TorchScript program, which torch.jit.load can place on a GPU.
-            module = torch.jit.load(path, map_location=device)
+            module = torch.jit.load(_source(spec), map_location=device)
             module.eval()
         else:
             from torch.jit.mobile import _load_for_lite_interpreter
 
-            module = _load_for_lite_interpreter(path)
+            module = _load_for_lite_interpreter(_source(spec))
     except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError or ValueError for a bad file
         raise LoadError(f"torch cannot load {os.path.basename(path)}: {_one_line(exc)}") from exc
     sample = torch.rand(*spec["input_shape"], device=device)
@@ -257,7 +258,10 @@ def _tflite_runnable(spec: dict[str, Any], threads: int) -> Runnable:
     import numpy as np
 
     try:
-        interpreter = Interpreter(model_path=spec["path"], num_threads=threads)
+        if "content" in spec:
+            interpreter = Interpreter(model_content=spec["content"], num_threads=threads)
+        else:
+            interpreter = Interpreter(model_path=spec["path"], num_threads=threads)
         interpreter.allocate_tensors()
     except Exception as exc:  # noqa: BLE001
         raise LoadError(f"the TFLite interpreter cannot load {os.path.basename(spec['path'])}: {_one_line(exc)}") from exc
@@ -274,7 +278,7 @@ def _executorch_runnable(spec: dict[str, Any], threads: int) -> Runnable:
     except ImportError as exc:
         raise LoadError("no ExecuTorch runtime here: install executorch") from exc
     try:
-        method = Runtime.get().load_program(spec["path"]).load_method("forward")
+        method = Runtime.get().load_program(spec.get("content", spec["path"])).load_method("forward")
     except Exception as exc:  # noqa: BLE001
         raise LoadError(f"the ExecuTorch runtime cannot load {os.path.basename(spec['path'])}: {_one_line(exc)}") from exc
     sample = torch.rand(*spec["input_shape"])
@@ -295,9 +299,13 @@ def load(spec: dict[str, Any], threads: int) -> Runnable:
         raise LoadError(f"{path} does not exist on the device")
     expected = spec.get("sha256")
     if expected:
-        digest = _sha256(path)
+        # Hash and load the same bytes: a file swapped after the check is never the one loaded.
+        with open(path, "rb") as handle:
+            content = handle.read()
+        digest = hashlib.sha256(content).hexdigest()
         if digest != expected:
             raise LoadError(f"{os.path.basename(path)} is damaged: sha256 {digest[:12]}... != expected {expected[:12]}...")
+        spec = {**spec, "content": content}
     runtime = spec.get("runtime", "torchscript")
     if runtime not in LOADERS:
         raise LoadError(f"this runner cannot run runtime {runtime!r}; it knows {', '.join(LOADERS)}")
@@ -317,12 +325,9 @@ def time_runs(call: Runnable, warmup: int, runs: int) -> list[float]:
     return samples
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _source(spec: dict[str, Any]) -> Any:
+    """The artifact's checked bytes as a file object when :func:`load` read them, else its path."""
+    return io.BytesIO(spec["content"]) if "content" in spec else spec["path"]
 
 
 def _one_line(exc: BaseException) -> str:

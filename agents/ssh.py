@@ -37,7 +37,9 @@ import json
 import logging
 import os
 import re
+import secrets
 import shlex
+import shutil
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -62,6 +64,38 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RUNNER_SOURCE = Path(__file__).with_name("runner.py")
+
+#: Run by the device's python before anything is uploaded: the workdir must be a private folder of the login user
+#: (not a symlink, owned by them, not group/other-writable), else anyone on a shared board could plant files in it.
+PRIVATE_WORKDIR_CHECK = """\
+import os, stat, sys
+workdir, campaign = sys.argv[1], sys.argv[2]
+os.umask(0o077)
+os.makedirs(workdir, mode=0o700, exist_ok=True)
+info = os.lstat(workdir)
+fix = "; remove it or set ssh.workdir to a private folder of the login user (mode 0700)"
+if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+    sys.exit("workdir " + workdir + " is a symlink or not a directory" + fix)
+if info.st_uid != os.getuid():
+    sys.exit("workdir " + workdir + " is owned by uid " + str(info.st_uid) + ", not the login user" + fix)
+if info.st_mode & 0o022:
+    sys.exit("workdir " + workdir + " is group- or other-writable (mode " + oct(info.st_mode & 0o777) + ")" + fix)
+os.makedirs(os.path.join(workdir, campaign, "artifacts"), mode=0o700, exist_ok=True)
+"""
+
+#: Starts the runner only if its bytes hash to the expected sha256, and runs exactly the bytes it hashed.
+RUNNER_BOOT = """\
+import hashlib, sys
+path, expected = sys.argv[1], sys.argv[2]
+with open(path, "rb") as handle:
+    source = handle.read()
+if hashlib.sha256(source).hexdigest() != expected:
+    sys.exit("latfarm: " + path + " does not match its sha256; refusing to run it")
+sys.argv = [path] + sys.argv[3:]
+namespace = sys.modules["__main__"].__dict__
+namespace["__file__"] = path
+exec(compile(source, path, "exec"), namespace)
+"""
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _POLL_S = 0.02
 _T = TypeVar("_T")
@@ -110,7 +144,7 @@ class SSHSettings:
     known_hosts: str = "~/.ssh/known_hosts"
     trust_on_first_use: bool = False
     python: str = "python3"
-    workdir: str = "/tmp/latfarm"
+    workdir: str = "~/.cache/latfarm"
     connect_timeout_s: float = 10.0
     command_timeout_s: float = 60.0
     check_timeout_s: float = 300.0
@@ -206,6 +240,7 @@ class SSHAgent(Agent):
         self._client: paramiko.SSHClient | None = None
         self._remote_paths: dict[str, str] = {}  # artifact sha256 -> remote path
         self._runner_remote: str | None = None
+        self._runner_sha256 = ""
         self._runner: _RemoteProcess | None = None
         self._stale_runner_pids: list[int] = []
         self._dir_created = False
@@ -397,18 +432,18 @@ class SSHAgent(Agent):
         return DeviceUnavailable(f"device {self.name!r}: the connection to {self.settings.address} dropped{why}")
 
     def _sftp_put(self, local: str | os.PathLike[str], remote: str) -> None:
-        """Upload to ``remote`` atomically (``.part`` then rename); skip if the file is already there."""
+        """Upload to ``remote`` atomically: a fresh ``.part`` file created exclusively (never a planted path or
+        symlink), then renamed. Never reused by size: what runs is checked by sha256 on the device."""
         client = self._connection()
         try:
             with client.open_sftp() as sftp:
-                size = os.path.getsize(local)
-                try:
-                    if sftp.stat(remote).st_size == size:
-                        return
-                except FileNotFoundError:
-                    pass
-                partial = f"{remote}.part"
-                sftp.put(os.fspath(local), partial, confirm=True)
+                partial = f"{remote}.{secrets.token_hex(8)}.part"
+                with open(local, "rb") as source, sftp.open(partial, "wxb") as target:
+                    target.chmod(0o600)
+                    target.set_pipelined(True)
+                    shutil.copyfileobj(source, target, 1 << 15)
+                if sftp.stat(partial).st_size != os.path.getsize(local):
+                    raise OSError(f"{partial} is short after upload")
                 sftp.posix_rename(partial, remote)
         except (paramiko.SSHException, EOFError, OSError) as error:
             if isinstance(error, (FileNotFoundError, PermissionError)) and _is_active(client):
@@ -423,16 +458,21 @@ class SSHAgent(Agent):
     def _ensure_dir(self) -> None:
         if self._dir_created:
             return
-        status, _, err = self._exec(f"mkdir -p -- {shlex.quote(self.remote_dir + '/artifacts')}", self.settings.command_timeout_s)
+        workdir, campaign = self.remote_dir.rsplit("/", 1)
+        words = [*shlex.split(self.settings.python), "-c", PRIVATE_WORKDIR_CHECK, workdir, campaign]
+        status, _, err = self._exec(" ".join(shlex.quote(word) for word in words), self.settings.command_timeout_s)
+        if status in (126, 127):
+            raise _runner_exit_error(self.name, status, err.strip(), self.settings.python, starting=True)
         if status != 0:
-            raise DeviceSetupError(f"device {self.name!r}: cannot create {self.remote_dir}: {err.strip()}; check ssh.workdir")
+            last = (err.strip().splitlines() or ["no message"])[-1]
+            raise DeviceSetupError(f"device {self.name!r}: cannot use {self.remote_dir}: {last}; check ssh.workdir and ssh.python")
         self._dir_created = True
 
     def _ensure_runner(self) -> str:
         self._ensure_dir()
         if self._runner_remote is None:
-            digest = hashlib.sha256(RUNNER_SOURCE.read_bytes()).hexdigest()[:16]
-            remote = f"{self.remote_dir}/runner-{digest}.py"
+            self._runner_sha256 = hashlib.sha256(RUNNER_SOURCE.read_bytes()).hexdigest()
+            remote = f"{self.remote_dir}/runner-{self._runner_sha256[:16]}.py"
             self._sftp_put(RUNNER_SOURCE, remote)
             self._runner_remote = remote
         return self._runner_remote
@@ -461,11 +501,12 @@ class SSHAgent(Agent):
         }
 
     def _command(self, runner: str) -> str:
-        """``cd DIR && env OMP_NUM_THREADS=N [taskset -c CORES] PYTHON RUNNER --serve``, every word quoted."""
+        """``cd DIR && env OMP_NUM_THREADS=N [taskset -c CORES] PYTHON -c BOOT RUNNER SHA256 --serve``, every word
+        quoted; ``BOOT`` (:data:`RUNNER_BOOT`) hashes the runner and runs it only if it is the one uploaded."""
         words = ["env", f"OMP_NUM_THREADS={self.threads}"]
         if self.hygiene.affinity:
             words += ["taskset", "-c", ",".join(str(int(core)) for core in self.hygiene.affinity)]
-        words += shlex.split(self.settings.python) + [runner, "--serve"]
+        words += shlex.split(self.settings.python) + ["-c", RUNNER_BOOT, runner, self._runner_sha256, "--serve"]
         return f"cd {shlex.quote(self.remote_dir)} && " + " ".join(shlex.quote(word) for word in words)
 
     def _runner_process(self) -> "_RemoteProcess":

@@ -104,7 +104,7 @@ def test_hostile_inventory_values_never_reach_the_shell_unquoted(sshd, tmp_path:
     workdir = tmp_path / f"dir with space;touch {canary};$(touch {canary})"
     agent = SSHAgent(settings_for(sshd, tmp_path, workdir=str(workdir)), campaign_id="c-quote", hygiene=HygieneSettings(affinity=(0,)))
     words = shlex.split(agent._command(f"{workdir}/runner.py"))
-    assert words[:3] == ["cd", f"{workdir}/c-quote", "&&"] and words[-2:] == [f"{workdir}/runner.py", "--serve"]
+    assert words[:3] == ["cd", f"{workdir}/c-quote", "&&"] and words[-3] == f"{workdir}/runner.py" and words[-1] == "--serve"
     with agent:
         assert agent.probe().hostname == socket.gethostname()
         assert (workdir / "c-quote").is_dir()
