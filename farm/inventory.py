@@ -157,7 +157,7 @@ class SSHConfig(_Model):
     known_hosts: str = "~/.ssh/known_hosts"
     trust_on_first_use: bool = False
     python: str = "python3"
-    workdir: str = "/tmp/latfarm"
+    workdir: str = "~/.cache/latfarm"
 
 
 class ADBConfig(_Model):

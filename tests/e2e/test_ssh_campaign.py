@@ -45,7 +45,12 @@ DROPPING_BOARD = '''
 """Simulation of a board that loses power during its second measurement job."""
 import pathlib, sys, time
 signal_file = pathlib.Path(sys.argv[1])
-runner_path = sys.argv[2]
+if sys.argv[2] == "-c" and not sys.argv[4].endswith(".py"):  # the workdir check: run it as python would
+    script, sys.argv = sys.argv[3], ["-c", *sys.argv[4:]]
+    exec(script, {"__name__": "__main__"})
+    sys.exit(0)
+# python -c BOOT RUNNER SHA256 ARGS (the farm's hash-checked start) or python RUNNER ARGS
+runner_path, rest = (sys.argv[4], sys.argv[6:]) if sys.argv[2] == "-c" else (sys.argv[2], sys.argv[3:])
 namespace = {"__name__": "runner", "__file__": runner_path}
 exec(compile(open(runner_path).read(), runner_path, "exec"), namespace)
 real_execute, runs = namespace["execute"], []
@@ -59,7 +64,7 @@ def execute(job):
     return real_execute(job)
 
 namespace["execute"] = execute
-sys.exit(namespace["main"](sys.argv[3:]))
+sys.exit(namespace["main"](rest))
 '''
 
 
