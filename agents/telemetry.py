@@ -18,7 +18,15 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-__all__ = ["TEMPERATURE_RANGE_C", "FREQUENCY_RANGE_MHZ", "Telemetry", "from_cores", "sane_frequency", "sane_temperature"]
+__all__ = [
+    "TEMPERATURE_RANGE_C",
+    "FREQUENCY_RANGE_MHZ",
+    "Telemetry",
+    "from_cores",
+    "hottest",
+    "sane_frequency",
+    "sane_temperature",
+]
 
 TEMPERATURE_RANGE_C = (-40.0, 150.0)
 """Plausible die/battery temperatures; a reading outside is a broken sensor."""
@@ -39,6 +47,8 @@ class Telemetry:
     temperature_c: float | None = None
     cpu_freq_mhz: float | None = None
     governor: str | None = None
+    dropped: tuple[str, ...] = ()
+    """Readings left out as not finite or physically impossible, as ``name=value`` (e.g. ``zone:cpu=nan``)."""
 
 
 def sane_temperature(value: float | None) -> float | None:
@@ -76,18 +86,47 @@ def from_cores(
     before the mean and the maximum are taken.
     """
     wanted = None if cores is None else {int(core) for core in cores}
-    clocks = [
-        mhz
-        for key, khz in frequencies_khz.items()
-        if _selected(key, wanted) and (mhz := sane_frequency(float(khz) / 1000.0)) is not None
-    ]
+    dropped: list[str] = []
+    clocks: list[float] = []
+    for key, khz in frequencies_khz.items():
+        if not _selected(key, wanted):
+            continue
+        mhz = sane_frequency(float(khz) / 1000.0) if _finite(khz) else None
+        if mhz is None:
+            dropped.append(f"{key}_khz={_shown(khz)}")
+        else:
+            clocks.append(mhz)
     names = sorted({name.strip() for key, name in governors.items() if _selected(key, wanted) and name and name.strip()})
-    temperatures = [t for value in temperatures_c.values() if (t := sane_temperature(value)) is not None]
+    temperatures: list[float] = []
+    for sensor, value in temperatures_c.items():
+        celsius = sane_temperature(value)
+        if celsius is None:
+            dropped.append(f"{sensor}={_shown(value)}")
+        else:
+            temperatures.append(celsius)
     return Telemetry(
         temperature_c=max(temperatures) if temperatures else None,
         cpu_freq_mhz=sum(clocks) / len(clocks) if clocks else None,
         governor=",".join(names) if names else None,
+        dropped=tuple(dropped),
     )
+
+
+def hottest(temperatures_c: Mapping[str, float] | None) -> float | None:
+    """The hottest sane reading of ``temperatures_c`` (``None`` when none is sane).
+
+    A broken sensor (NaN, -273 C) never hides a hot one: ``max`` over NaN would.
+
+    Example:
+        >>> hottest({"a": float("nan"), "b": 95.0, "c": -9999.9})
+        95.0
+    """
+    sane = [t for value in (temperatures_c or {}).values() if (t := sane_temperature(value)) is not None]
+    return max(sane) if sane else None
+
+
+def _shown(value: object) -> str:
+    return str(value)[:24]
 
 
 def _selected(key: str, wanted: set[int] | None) -> bool:

@@ -184,7 +184,14 @@ def telemetry_fields(start: Telemetry, end: Telemetry) -> dict[str, Any]:
         "cpu_freq_start_mhz": start.cpu_freq_mhz,
         "cpu_freq_end_mhz": end.cpu_freq_mhz,
         "governor": ",".join(governors) or None,
+        "telemetry_dropped": _dropped_note(start, end),
     }
+
+
+def _dropped_note(start: Telemetry, end: Telemetry) -> str | None:
+    """``start: zone:cpu=nan; end: ...``: the readings the row leaves out as impossible, or ``None``."""
+    parts = [f"{when}: {', '.join(reading.dropped)}" for when, reading in (("start", start), ("end", end)) if reading.dropped]
+    return "; ".join(parts) or None
 
 
 def failed_row(
