@@ -41,7 +41,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -55,6 +54,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from agents.hashing import file_sha256
 from farm.errors import UserError
 from trainer.models import UnknownMethod, get_method
 from trainer.models.base import Predictor
@@ -126,7 +126,7 @@ def save(
     try:
         weights = staging / WEIGHTS
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(weights))
-        manifest["weights"] = {"file": WEIGHTS, "sha256": _file_sha256(weights)}
+        manifest["weights"] = {"file": WEIGHTS, "sha256": file_sha256(weights)}
         _write_json(staging / MANIFEST, manifest)
         _replace_dir(staging, final)
     finally:
@@ -280,7 +280,7 @@ def load(folder: str | os.PathLike[str]) -> tuple[Predictor, dict[str, Any]]:
     if not weights.is_file():
         raise RegistryError(f"{weights}: missing; the predictor is corrupt, {hint}")
     expected = weights_info.get("sha256")
-    if expected != _file_sha256(weights):
+    if expected != file_sha256(weights):
         raise RegistryError(f"{weights}: checksum does not match the manifest; the file is corrupt, {hint}")
     try:
         tensors: dict[str, torch.Tensor] = load_file(str(weights))
@@ -325,8 +325,3 @@ def _jsonable(value: Any) -> Any:
 
 
 __all__ = ["FORMAT", "MANIFEST", "ManifestUpdate", "RegistryError", "WEIGHTS", "load", "normalisation_of", "read_manifest", "save"]
-
-
-def _file_sha256(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
