@@ -1,4 +1,9 @@
-"""``farm import``: append a public latency table (e.g. HELP's) to a farm store.
+"""``farm import``: append a public latency table (e.g. HELP's), or another farm store, to a farm store.
+
+A store folder (``farm import ~/head-measurements --store measurements``, e.g.
+after ``ray rsync-down``) is merged by ``measurement_id`` through
+:mod:`farm.merge`: its rows keep their own provenance, are checked as untrusted
+input, and a row already present is skipped, so importing it twice adds nothing.
 
 Any Parquet file with at least the columns ``search_space, arch, device,
 latency_ms`` can be imported. Each row becomes one store row (schema in
@@ -40,8 +45,9 @@ import argparse
 import hashlib
 import re
 import socket
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -52,6 +58,9 @@ from farm.errors import UserError
 from farm.spaces import ArchError
 from farm.store import SCHEMA, Store, StoreError, utc_now
 from farm.user_files import check_store
+
+if TYPE_CHECKING:
+    from farm.merge import MergeResult
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("search_space", "arch", "device", "latency_ms")
 #: Set for every imported row, whatever the file says.
@@ -84,7 +93,7 @@ def file_sha256(path: Path) -> str:
 def read_table(path: Path) -> pd.DataFrame:
     """The file as a frame; :class:`UserError` if it is not readable Parquet or lacks a required column."""
     if not path.is_file():
-        raise UserError(f"{path}: no such file; pass a Parquet table to import")
+        raise UserError(f"{path}: no such file or folder; pass a Parquet table or a farm store folder to import")
     try:
         frame = pq.read_table(path).to_pandas()
     except Exception as error:  # noqa: BLE001 - pyarrow raises several types for a non-Parquet file
@@ -122,7 +131,7 @@ def to_store_rows(frame: pd.DataFrame, path: Path, source: str, campaign_id: str
     keep = [c for c in frame.columns if c in SCHEMA.names and c not in FIXED and c not in ("source", "campaign_id", "measurement_id", "host", "farm_version")]
     rows = frame[keep].copy()
     rows["latency_ms"] = latency
-    rows["arch"] = _canonical_archs(frame, path)
+    rows["arch"] = canonical_archs(frame, path)
     rows["search_space"] = frame["search_space"].astype(str)
     rows["device"] = frame["device"].astype(str)
     if "batch_size" not in rows.columns:
@@ -141,7 +150,9 @@ def to_store_rows(frame: pd.DataFrame, path: Path, source: str, campaign_id: str
     return rows
 
 
-def _canonical_archs(frame: pd.DataFrame, path: Path) -> pd.Series:
+def canonical_archs(frame: pd.DataFrame, path: Path) -> pd.Series:
+    """The canonical form of each row's arch (columns ``search_space``, ``arch``); :class:`UserError` names
+    ``path``, the row and the problem for an unknown space or an arch that does not parse."""
     pairs = frame[["search_space", "arch"]].astype(str)
     canonical: dict[tuple[str, str], str] = {}
     for space_name, arch in pairs.drop_duplicates().itertuples(index=False, name=None):
@@ -164,8 +175,10 @@ def import_table(path: str | Path, store_root: str | Path, source: str | None = 
     """Append the rows of the Parquet table at ``path`` to the store at ``store_root``.
 
     Returns the number of rows added: 0 when the same file (by content) was
-    imported before. Raises :class:`farm.errors.UserError` with one line
-    naming the file, the column and the row for bad input.
+    imported before. A folder ``path`` is a farm store and is merged
+    (:func:`farm.merge.merge_stores`; ``source`` must then be None: its rows
+    keep theirs). Raises :class:`farm.errors.UserError` with one line naming
+    the file, the column and the row for bad input.
 
     Example:
         >>> import tempfile, pandas as pd
@@ -176,6 +189,8 @@ def import_table(path: str | Path, store_root: str | Path, source: str | None = 
         (1, 0)
     """
     path = Path(path)
+    if path.is_dir():
+        return merge_store_folder(path, store_root, source).added
     frame = read_table(path)
     check_store("--store", store_root)
     campaign_id = f"import-{file_sha256(path)[:16]}"
@@ -195,14 +210,25 @@ def import_table(path: str | Path, store_root: str | Path, source: str | None = 
     return len(rows)
 
 
+def merge_store_folder(folder: Path, store_root: str | Path, source: str | None = None) -> "MergeResult":
+    """``farm import DIR``: merge the farm store ``folder`` into ``store_root`` (:mod:`farm.merge`)."""
+    from farm.merge import merge_stores  # farm.merge imports this module
+
+    if source is not None:
+        raise UserError(f"--source {source}: applies to a Parquet table; the rows of the store {folder} keep "
+                        "their own source; drop --source")
+    return merge_stores(folder, store_root)
+
+
 def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``farm import FILE --store DIR [--source NAME]`` to the ``farm`` CLI's subparsers."""
+    """Add ``farm import FILE|DIR --store DIR [--source NAME]`` to the ``farm`` CLI's subparsers."""
     parser = subparsers.add_parser(
         "import",
-        help="append a Parquet latency table (search_space, arch, device, latency_ms) to a store",
+        help="append a Parquet latency table (search_space, arch, device, latency_ms), or merge a store folder, into a store",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
-    parser.add_argument("file", metavar="FILE", type=Path, help="Parquet table to import")
+    parser.add_argument("file", metavar="FILE", type=Path,
+                        help="Parquet table to import, or a farm store folder to merge by measurement_id")
     parser.add_argument("--store", required=True, type=Path, metavar="DIR",
                         help="farm store folder to append to (created if missing)")
     parser.add_argument("--source", default=None, metavar="NAME", help="value of the source column (default: the file name)")
@@ -212,6 +238,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_import(args: argparse.Namespace) -> int:
     """The ``farm import`` handler: prints a one-line summary, returns the exit code."""
+    if Path(args.file).is_dir():
+        result = merge_store_folder(Path(args.file), args.store, args.source)
+        print(f"imported {result.line()} from the store {args.file} into {args.store}")
+        for skipped in result.skipped_records:
+            print(f"skipped a record that does not parse: {skipped}", file=sys.stderr)
+        return 0
     added = import_table(args.file, args.store, args.source)
     if added:
         print(f"imported {added} rows from {args.file} into {args.store}")
@@ -220,4 +252,5 @@ def run_import(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["FIXED", "MAX_BATCH_FROM_NAME", "REQUIRED_COLUMNS", "batch_size_from_device", "import_table", "register", "run_import"]
+__all__ = ["FIXED", "MAX_BATCH_FROM_NAME", "REQUIRED_COLUMNS", "batch_size_from_device", "canonical_archs", "import_table",
+           "merge_store_folder", "register", "run_import"]

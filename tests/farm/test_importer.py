@@ -137,3 +137,30 @@ def test_farm_cli_runs_import(help_slice, tmp_path, capsys):
 
     assert main(["import", str(help_slice), "--store", str(tmp_path / "s")]) == 0
     assert len(Store(tmp_path / "s").read()) == 120
+
+
+def test_a_store_folder_is_merged_by_measurement_id(help_slice, tmp_path, capsys):
+    """Issue 12: `farm import` accepts a store folder (e.g. one `ray rsync-down` brought from the head)."""
+    from farm.cli import main
+
+    head, home = tmp_path / "head", tmp_path / "home"
+    assert import_table(help_slice, head, source="HELP") == 120
+    Store(home).append(Store(head).read(device="pixel2"))  # 40 of the head's rows are here already
+    assert main(["import", str(head), "--store", str(home)]) == 0
+    assert f"imported 80 new rows (40 already here) from the store {head} into {home}" in capsys.readouterr().out
+    assert import_table(head, home) == 0
+    merged = Store(home).read()
+    assert len(merged) == 120 and merged["measurement_id"].is_unique and set(merged["source"]) == {"HELP"}
+
+
+def test_a_store_folder_keeps_its_rows_source_and_refuses_source(help_slice, tmp_path, capsys):
+    from farm.cli import main
+
+    import_table(help_slice, tmp_path / "head")
+    with pytest.raises(SystemExit) as exit_:
+        main(["import", str(tmp_path / "head"), "--store", str(tmp_path / "home"), "--source", "X"])
+    assert exit_.value.code == 2 and "drop --source" in capsys.readouterr().err
+    (tmp_path / "not-a-store").mkdir()
+    with pytest.raises(UserError, match="not a farm store"):
+        import_table(tmp_path / "not-a-store", tmp_path / "home")
+    assert not (tmp_path / "home").exists()
