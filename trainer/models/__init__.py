@@ -37,6 +37,7 @@ METHODS: dict[str, str] = {
     "layerwise": "trainer.models.layerwise",
     "brpnas": "trainer.models.brpnas",
     "multipredict": "trainer.models.multipredict",
+    "help": "trainer.models.help",
 }
 
 #: Used when ``multipredict`` cannot be imported.
