@@ -3,8 +3,8 @@
 :mod:`agents.runner` prints one JSON object per job (see its docstring for the fields).
 What comes back over SSH is untrusted: a runner of another version, a damaged copy, or a
 hostile board can send anything. :func:`parse_runner_line` turns any line into either a
-result whose every field the agent reads has the documented type, or a :class:`RunFailed`
-(retryable) naming the field and what is wrong. It never raises anything else: not
+result whose every field the agent reads has the documented type, or a :class:`MalformedResult`
+(a retryable :class:`RunFailed`) naming the field and what is wrong. It never raises anything else: not
 ``KeyError``/``AttributeError``/``TypeError`` on a missing or mistyped field, not
 ``RecursionError`` on deeply nested JSON, not ``ValueError`` on a 5000-digit integer.
 
@@ -33,7 +33,7 @@ Example:
     >>> parse_runner_line('{"ok": true, "samples_ms": "x", "errors": [null]}', device="pi4", mode="run", artifacts=1)
     Traceback (most recent call last):
     ...
-    agents.base.RunFailed: device 'pi4': the runner's run result is malformed: samples_ms: a list, not str
+    agents.runner_result.MalformedResult: device 'pi4': the runner's run result is malformed: samples_ms: a list, not str
 """
 
 from __future__ import annotations
@@ -42,9 +42,19 @@ import json
 import math
 from typing import Any, Callable
 
-from agents.base import RunFailed
+from agents.base import AgentError, RunFailed
 
-__all__ = ["MAX_CORES", "MAX_LINE_CHARS", "decode_runner_line", "parse_runner_line", "parse_runner_result"]
+__all__ = [
+    "MAX_CORES",
+    "MAX_LINE_CHARS",
+    "DeviceSetupError",
+    "MalformedResult",
+    "RunnerDied",
+    "decode_runner_line",
+    "parse_runner_line",
+    "parse_runner_result",
+    "runner_exit_error",
+]
 
 #: The most cores (list entries, cpufreq keys) a device may report.
 MAX_CORES = 4096
@@ -54,6 +64,10 @@ _MAX_SAMPLE_MS = 86_400e3
 _MAX_ENTRIES = 100_000
 
 Check = Callable[[Any, str], Any]
+
+
+class MalformedResult(RunFailed):
+    """The runner's answer is not a result line: not JSON, too long, or not matching the schema. Retryable."""
 
 
 class _Malformed(Exception):
@@ -155,7 +169,7 @@ _FACTS = _object({
     "free_memory_mb": _optional(_number(0.0)),
     "tools": _dict_of(_object({"stdout": _string, "stderr": _string})),
 })
-_ERROR = _optional(_object({"stage": _string, "kind": _string, "message": _string}))
+_ERROR = _optional(_object({"stage": _string, "kind": _string, "message": _string}, required=("stage", "kind", "message")))
 
 
 def _mode_fields(mode: str, artifacts: int) -> tuple[dict[str, Check], tuple[str, ...]]:
@@ -185,34 +199,35 @@ def _mode_fields(mode: str, artifacts: int) -> tuple[dict[str, Check], tuple[str
 
 
 def decode_runner_line(line: str, *, device: str) -> Any:
-    """The JSON value of one result line; :class:`RunFailed` for anything that is not JSON.
+    """The JSON value of one result line; :class:`MalformedResult` for anything that is not JSON.
 
     Example:
         >>> decode_runner_line("[" * 100_000, device="pi4")
         Traceback (most recent call last):
         ...
-        agents.base.RunFailed: device 'pi4': the runner's output is not JSON (nested too deeply): '[[[[[[[[[[[[[[[[[[[[...'
+        agents.runner_result.MalformedResult: device 'pi4': the runner's output is not JSON (nested too deeply): '[[[[[[[[[[[[[[[[[[[[...'
     """
     shown = repr(line[:20] + "..." if len(line) > 200 else line)
     if len(line) > MAX_LINE_CHARS:
-        raise RunFailed(f"device {device!r}: the runner's output is {len(line)} characters, more than any result")
+        raise MalformedResult(f"device {device!r}: the runner's output is {len(line)} characters, more than any result")
     try:
         return json.loads(line)
     except RecursionError:
-        raise RunFailed(f"device {device!r}: the runner's output is not JSON (nested too deeply): {shown}") from None
+        raise MalformedResult(f"device {device!r}: the runner's output is not JSON (nested too deeply): {shown}") from None
     except ValueError as error:  # JSONDecodeError, and integers longer than Python converts
-        raise RunFailed(f"device {device!r}: the runner's output is not JSON ({error}): {shown}") from None
+        raise MalformedResult(f"device {device!r}: the runner's output is not JSON ({error}): {shown}") from None
 
 
 def parse_runner_result(result: Any, *, device: str, mode: str, artifacts: int = 0) -> dict[str, Any]:
     """``result`` checked against the schema of ``mode``; missing optional containers filled in empty.
 
     ``artifacts`` is the number of artifacts the job named (``check``/``run``). Raises
-    :class:`RunFailed` for a result that says it failed or that does not match the schema.
+    :class:`RunFailed` for a result that says it failed, :class:`MalformedResult` for one that does not
+    match the schema.
     """
     if not isinstance(result, dict) or not isinstance(result.get("ok"), bool):
         got = "a JSON object without a boolean 'ok'" if isinstance(result, dict) else f"a {_type_name(result)}"
-        raise RunFailed(f"device {device!r}: the runner's output is not a result object: {got}")
+        raise MalformedResult(f"device {device!r}: the runner's output is not a result object: {got}")
     if not result["ok"]:
         reason = result.get("error")
         reason = _one_line(reason[:500]) if isinstance(reason, str) else "no reason given"
@@ -220,14 +235,14 @@ def parse_runner_result(result: Any, *, device: str, mode: str, artifacts: int =
     answered = result.get("mode")
     if mode != "hello" and answered is not None and answered != mode:
         shown = _one_line(answered[:40]) if isinstance(answered, str) else _type_name(answered)
-        raise RunFailed(f"device {device!r}: the runner answered a {mode} job with a {shown!r} result")
+        raise MalformedResult(f"device {device!r}: the runner answered a {mode} job with a {shown!r} result")
     fields, required = _mode_fields(mode, artifacts)
     try:
         checked = _object(fields, required=required)(result, "")
     except _Malformed as error:
-        raise RunFailed(f"device {device!r}: the runner's {mode} result is malformed: {_one_line(str(error))}") from None
+        raise MalformedResult(f"device {device!r}: the runner's {mode} result is malformed: {_one_line(str(error))}") from None
     except RecursionError:
-        raise RunFailed(f"device {device!r}: the runner's {mode} result is nested too deeply") from None
+        raise MalformedResult(f"device {device!r}: the runner's {mode} result is nested too deeply") from None
     for container in ("facts", "runtime_versions", "thermal_c", "temperatures_start_c", "temperatures_end_c"):
         if container in fields:
             checked.setdefault(container, {})
@@ -237,3 +252,38 @@ def parse_runner_result(result: Any, *, device: str, mode: str, artifacts: int =
 def parse_runner_line(line: str, *, device: str, mode: str, artifacts: int = 0) -> dict[str, Any]:
     """:func:`decode_runner_line` then :func:`parse_runner_result`: one line in, a checked result or ``RunFailed``."""
     return parse_runner_result(decode_runner_line(line, device=device), device=device, mode=mode, artifacts=artifacts)
+
+
+class RunnerDied(RunFailed):
+    """The runner process ended mid-job (a runtime crashed it: segfault, abort, out of memory)."""
+
+
+class DeviceSetupError(AgentError):
+    """The device lacks something the inventory asks for (its ``python``, ``taskset``, a usable workdir). Permanent."""
+
+    retryable = False
+
+
+def runner_exit_error(
+    device: str, status: int, stderr: str, python: str, *, starting: bool = False, mode: str | None = None
+) -> AgentError:
+    """The error for a runner that ended without answering: it never started (:class:`DeviceSetupError`)
+    or it died during a ``mode`` job (:class:`RunnerDied`).
+
+    Example:
+        >>> runner_exit_error("pi4", 127, "python3: not found", "python3", starting=True)
+        DeviceSetupError("device 'pi4': command not found (python3: not found); check ssh.python ('python3') and that taskset is installed")
+        >>> runner_exit_error("pi4", 139, "", "python3", mode="run").retryable
+        True
+    """
+    tail = _one_line(stderr[-2000:]) or "no output"
+    if starting and status == 127:
+        return DeviceSetupError(
+            f"device {device!r}: command not found ({tail}); check ssh.python ({python!r}) and that taskset is installed"
+        )
+    if starting:
+        return DeviceSetupError(
+            f"device {device!r}: the runner did not start (exit status {status}): {tail}; "
+            "check hygiene.affinity (cores the device has) and ssh.python"
+        )
+    return RunnerDied(f"device {device!r}: the runner died during a {mode} job (exit status {status}): {tail}")

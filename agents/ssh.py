@@ -6,23 +6,35 @@ the runner there under ``taskset`` with the inventory's affinity and thread
 count. A whole schedule (the interleaved protocol's rounds of bursts) runs in
 one invocation, so nothing but the result crosses the network while timing.
 
+The parts live next door: :mod:`agents.ssh_connection` (settings, host-key policy,
+authentication), :mod:`agents.remote_process` (a command's bounded stdout/stderr),
+:mod:`agents.runner_result` (the runner's result checked against its schema, and what
+a runner that ended without one means) and :mod:`agents.ssh_facts` (its facts as
+:class:`~agents.base.DeviceFacts`). This module re-exports their public names.
+
 Security:
 
-- Host keys are checked against ``known_hosts``. An unknown host is refused
-  (:class:`UnknownHostKey`) unless the inventory sets ``trust_on_first_use``,
-  and then its key is appended to ``known_hosts``; a changed key is always
-  refused (:class:`HostKeyMismatch`). Both are permanent errors.
-- Authentication is by key file or ssh-agent only; no password is ever sent.
+- Host keys are checked against ``known_hosts`` (:mod:`agents.ssh_connection`);
+  authentication is by key file or ssh-agent only.
 - Every word of a remote command goes through ``shlex.quote``: inventory
-  values, paths and campaign ids never reach the remote shell unquoted.
+  values, paths and campaign ids never reach the remote shell unquoted; a
+  campaign id must match :data:`SAFE_NAME` whole (``c1\\n`` is refused).
+- The workdir must be private to the login user, uploads go to a fresh
+  exclusive ``.part`` file, and the runner and every artifact are checked by
+  sha256 on the device right before use.
+- What the board answers is untrusted: a result line is at most
+  :data:`agents.runner_result.MAX_LINE_CHARS` long and checked against the
+  runner's schema; non-finite or impossible temperatures never decide the
+  cool-down (:func:`agents.telemetry.hottest`).
 
 Errors: an unreachable host or a dropped connection is
 :class:`~agents.base.DeviceUnavailable` (retryable; the agent reconnects on
 its next call, and retries an interrupted call once on a fresh connection),
 a refused key is :class:`SSHAuthFailed` (a ``DeviceUnavailable`` that is not
-retryable: retrying a wrong key only trips fail2ban), a file the device
-cannot load is :class:`~agents.base.ArtifactRejected`, and output the host
-cannot parse is :class:`~agents.base.RunFailed`.
+retryable), a file the device cannot load is :class:`~agents.base.ArtifactRejected`,
+a device that lacks what the inventory asks for is :class:`DeviceSetupError`
+(permanent), and output the host cannot parse, too long or not matching the
+schema, is :class:`~agents.base.RunFailed` (retryable; the runner is restarted).
 
 Example (not run here: it needs a reachable host):
     >>> settings = SSHSettings(host="pi4.lab", user="bench", key_file="~/.ssh/latfarm")  # doctest: +SKIP
@@ -57,6 +69,26 @@ from agents.base import (
     DeviceUnavailable,
     RunFailed,
 )
+from agents.remote_process import DeadlinePassed, LineTooLong, RemoteProcess
+from agents.runner_result import (
+    MAX_LINE_CHARS,
+    DeviceSetupError,
+    MalformedResult,
+    RunnerDied,
+    parse_runner_line,
+    runner_exit_error,
+)
+from agents.ssh_connection import (
+    HostKeyError,
+    HostKeyMismatch,
+    SSHAuthFailed,
+    SSHSettings,
+    UnknownHostKey,
+    connect,
+    is_active,
+)
+from agents.ssh_facts import board_tool_readings, facts_from_runner
+from agents.telemetry import from_cores, hottest
 
 if TYPE_CHECKING:
     from farm.inventory import Device
@@ -96,65 +128,10 @@ namespace = sys.modules["__main__"].__dict__
 namespace["__file__"] = path
 exec(compile(source, path, "exec"), namespace)
 """
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_POLL_S = 0.02
+
+#: What a campaign id (a remote directory name) may be, matched against the whole id.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 _T = TypeVar("_T")
-
-
-class HostKeyError(AgentError):
-    """The device's host key cannot be trusted. Permanent: a person must look at it."""
-
-    retryable = False
-
-
-class HostKeyMismatch(HostKeyError):
-    """The device presented a different host key than ``known_hosts`` holds (re-imaged, or an impostor)."""
-
-
-class UnknownHostKey(HostKeyError):
-    """The device is not in ``known_hosts`` and the inventory does not opt into trust-on-first-use."""
-
-
-class SSHAuthFailed(DeviceUnavailable):
-    """The device refused the key. Not retryable: the inventory or authorized_keys must change."""
-
-    retryable = False
-
-
-class DeviceSetupError(AgentError):
-    """The device lacks something the inventory asks for (its ``python``, ``taskset``). Permanent."""
-
-    retryable = False
-
-
-@dataclass(frozen=True)
-class SSHSettings:
-    """How to reach the device; mirrors the inventory's ``ssh:`` block plus timeouts.
-
-    ``python`` is the interpreter on the device (a path or a command; split with
-    ``shlex.split`` and every word quoted). ``workdir`` holds one directory per campaign
-    (``~/`` at its start means the login directory). ``check_timeout_s`` bounds loading
-    and running a model once in :meth:`SSHAgent.prepare` (the first one also imports the runtime).
-    """
-
-    host: str
-    user: str
-    port: int = 22
-    key_file: str | None = None
-    known_hosts: str = "~/.ssh/known_hosts"
-    trust_on_first_use: bool = False
-    python: str = "python3"
-    workdir: str = "~/.cache/latfarm"
-    connect_timeout_s: float = 10.0
-    command_timeout_s: float = 60.0
-    check_timeout_s: float = 300.0
-    run_timeout_s: float = 3600.0
-    keepalive_s: int = 15
-    reconnect_attempts: int = 1
-
-    @property
-    def address(self) -> str:
-        return f"{self.user}@{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -185,6 +162,8 @@ class RunRecord:
 
     temperature_start_c: float | None = None
     temperature_end_c: float | None = None
+    temperatures_dropped: tuple[str, ...] = ()
+    """Zone readings left out of the two above as not finite or impossible (``zone=nan``)."""
     cooldown: CooldownRecord = field(default_factory=CooldownRecord)
     wall_s: float = 0.0
     threads: int = 1
@@ -219,8 +198,10 @@ class SSHAgent(Agent):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not _SAFE_NAME.match(campaign_id):
-            raise ValueError(f"campaign id {campaign_id!r}: use letters, digits, '.', '_' and '-' only")
+        if not SAFE_NAME.fullmatch(campaign_id):
+            raise ValueError(
+                f"campaign id {campaign_id!r}: use letters, digits, '.', '_' and '-' only (at most 255, no newline)"
+            )
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         self.settings = settings
@@ -241,7 +222,7 @@ class SSHAgent(Agent):
         self._remote_paths: dict[str, str] = {}  # artifact sha256 -> remote path
         self._runner_remote: str | None = None
         self._runner_sha256 = ""
-        self._runner: _RemoteProcess | None = None
+        self._runner: RemoteProcess | None = None
         self._stale_runner_pids: list[int] = []
         self._dir_created = False
         self._closed = False
@@ -272,9 +253,8 @@ class SSHAgent(Agent):
     def probe(self) -> DeviceFacts:
         """CPU model, cores, governors, frequencies, temperatures, memory and runtime versions of the device."""
         result = self._with_reconnect(lambda: self._invoke({"mode": "probe"}, self.settings.command_timeout_s))
-        facts = result.get("facts", {})
         taskset = self._with_reconnect(lambda: self._exec("command -v taskset", self.settings.command_timeout_s))
-        return facts_from_runner(facts, result.get("runtime_versions", {}), taskset=taskset[0] == 0)
+        return facts_from_runner(result["facts"], result["runtime_versions"], taskset=taskset[0] == 0)
 
     def prepare(self, artifact: Artifact) -> None:
         """Upload ``artifact`` and check on the device that it loads and runs once; :class:`ArtifactRejected` if not."""
@@ -284,7 +264,7 @@ class SSHAgent(Agent):
             result = self._with_reconnect(lambda: self._invoke(job, self.settings.check_timeout_s))
         except RunnerDied as error:
             raise ArtifactRejected(f"device {self.name!r}: {_describe(artifact)} crashed the runtime: {error.message}") from error
-        error = result["errors"][0]
+        (error,) = result["errors"]  # the schema checked: one entry per artifact of the job
         if error is not None:
             raise ArtifactRejected(f"device {self.name!r} rejected {_describe(artifact)}: {error['message']}")
 
@@ -302,19 +282,18 @@ class SSHAgent(Agent):
             }
             return self._invoke(job, self.settings.run_timeout_s)
 
-        result = self._with_reconnect(attempt)
-        samples = result.get("samples_ms")
-        errors = result.get("errors")
-        if not isinstance(samples, list) or len(samples) != len(artifacts) or not isinstance(errors, list):
-            raise RunFailed(f"device {self.name!r}: the runner returned {len(samples or [])} sample lists for {len(artifacts)} artifacts")
+        result = self._with_reconnect(attempt)  # checked against the run schema: one entry per artifact
+        samples, errors = result["samples_ms"], result["errors"]
+        start, end = result["temperatures_start_c"], result["temperatures_end_c"]
         self.last_run = RunRecord(
-            temperature_start_c=_hottest(result.get("temperatures_start_c")),
-            temperature_end_c=_hottest(result.get("temperatures_end_c")),
+            temperature_start_c=hottest(start),
+            temperature_end_c=hottest(end),
+            temperatures_dropped=from_cores({}, {}, start).dropped + from_cores({}, {}, end).dropped,
             cooldown=self.last_cooldown,
             wall_s=float(result.get("wall_s", 0.0)),
             threads=int(result.get("threads", self.threads)),
-            affinity=result.get("facts", {}).get("affinity"),
-            runtime_versions=result.get("runtime_versions", {}),
+            affinity=result["facts"].get("affinity"),
+            runtime_versions=result["runtime_versions"],
         )
         pinned = self.last_run.affinity
         if self.hygiene.affinity and pinned is not None and set(pinned) != set(self.hygiene.affinity):
@@ -336,7 +315,7 @@ class SSHAgent(Agent):
             return
         try:
             self._stop_runner()  # closing its stdin ends it
-            if self._dir_created and self._client is not None and _is_active(self._client):
+            if self._dir_created and self._client is not None and is_active(self._client):
                 self._exec(f"rm -rf -- {shlex.quote(self.remote_dir)}", self.settings.command_timeout_s)
         except AgentError as error:
             logger.warning("device %s: could not remove %s: %s", self.name, self.remote_dir, error)
@@ -346,9 +325,12 @@ class SSHAgent(Agent):
 
     # ---------------------------------------------------------------- thermal
     def temperature_c(self) -> float | None:
-        """The hottest thermal zone of the device now, or ``None`` where it exposes none."""
+        """The hottest sane thermal zone of the device now; ``None`` where it exposes none that is sane.
+
+        A zone reading NaN, -273 C or 9999 C is ignored: it never hides a hot one (the cool-down relies on this).
+        """
         result = self._with_reconnect(lambda: self._invoke({"mode": "temperatures"}, self.settings.command_timeout_s))
-        return _hottest(result.get("thermal_c"))
+        return hottest(result["thermal_c"])
 
     def cool_down(self) -> CooldownRecord:
         """Sleep ``cooldown_s``, then wait until the device is under ``max_temperature_c``.
@@ -382,7 +364,7 @@ class SSHAgent(Agent):
     def _connection(self) -> paramiko.SSHClient:
         if self._closed:
             raise DeviceUnavailable(f"device {self.name!r}: the agent is closed")
-        if self._client is not None and _is_active(self._client):
+        if self._client is not None and is_active(self._client):
             return self._client
         self._disconnect()
         self._client = connect(self.settings, name=self.name)
@@ -416,7 +398,7 @@ class SSHAgent(Agent):
         status = process.wait(self._clock() + timeout_s)
         return status, process.stdout.decode(errors="replace"), process.stderr_tail()
 
-    def _start(self, command: str) -> "_RemoteProcess":
+    def _start(self, command: str) -> RemoteProcess:
         client = self._connection()
         transport = client.get_transport()
         assert transport is not None
@@ -425,7 +407,7 @@ class SSHAgent(Agent):
             channel.exec_command(command)
         except (paramiko.SSHException, EOFError, OSError) as error:
             raise self._dropped(error) from error
-        return _RemoteProcess(channel, transport, self._clock, self._dropped)
+        return RemoteProcess(channel, transport, self._clock, self._dropped, max_line_bytes=MAX_LINE_CHARS)
 
     def _dropped(self, error: BaseException | None = None) -> DeviceUnavailable:
         why = f" ({type(error).__name__}: {error})" if error is not None else ""
@@ -446,7 +428,7 @@ class SSHAgent(Agent):
                     raise OSError(f"{partial} is short after upload")
                 sftp.posix_rename(partial, remote)
         except (paramiko.SSHException, EOFError, OSError) as error:
-            if isinstance(error, (FileNotFoundError, PermissionError)) and _is_active(client):
+            if isinstance(error, (FileNotFoundError, PermissionError)) and is_active(client):
                 raise DeviceSetupError(
                     f"device {self.name!r}: cannot write {remote} ({error}); check ssh.workdir and its permissions"
                 ) from error
@@ -462,7 +444,7 @@ class SSHAgent(Agent):
         words = [*shlex.split(self.settings.python), "-c", PRIVATE_WORKDIR_CHECK, workdir, campaign]
         status, _, err = self._exec(" ".join(shlex.quote(word) for word in words), self.settings.command_timeout_s)
         if status in (126, 127):
-            raise _runner_exit_error(self.name, status, err.strip(), self.settings.python, starting=True)
+            raise runner_exit_error(self.name, status, err.strip(), self.settings.python, starting=True)
         if status != 0:
             last = (err.strip().splitlines() or ["no message"])[-1]
             raise DeviceSetupError(f"device {self.name!r}: cannot use {self.remote_dir}: {last}; check ssh.workdir and ssh.python")
@@ -509,7 +491,7 @@ class SSHAgent(Agent):
         words += shlex.split(self.settings.python) + ["-c", RUNNER_BOOT, runner, self._runner_sha256, "--serve"]
         return f"cd {shlex.quote(self.remote_dir)} && " + " ".join(shlex.quote(word) for word in words)
 
-    def _runner_process(self) -> "_RemoteProcess":
+    def _runner_process(self) -> RemoteProcess:
         """The long-lived runner on the device (``runner.py --serve``), started on first use."""
         if self._runner is not None and self._runner.alive():
             return self._runner
@@ -517,12 +499,19 @@ class SSHAgent(Agent):
         runner = self._ensure_runner()
         self._reap_stale_runners(runner)
         process = self._start(self._command(runner))
-        greeting = process.read_line(self._clock() + self.settings.command_timeout_s + 60)
-        if greeting is None:
-            status = process.wait(self._clock() + self.settings.command_timeout_s)
-            raise _runner_exit_error(self.name, status, process.stderr_tail(), self.settings.python, starting=True)
-        hello = parse_result_line(greeting, device=self.name)
-        process.pid = int(hello.get("pid", 0)) or None
+        try:
+            greeting = process.read_line(self._clock() + self.settings.command_timeout_s + 60)
+            if greeting is None:
+                status = process.wait(self._clock() + self.settings.command_timeout_s)
+                raise runner_exit_error(self.name, status, process.stderr_tail(), self.settings.python, starting=True)
+            hello = parse_runner_line(greeting, device=self.name, mode="hello")
+        except (DeadlinePassed, LineTooLong) as error:
+            process.close()
+            raise RunFailed(f"device {self.name!r}: the runner's greeting: {error.message}") from error
+        except AgentError:
+            process.close()
+            raise
+        process.pid = hello.get("pid") or None
         self._runner = process
         return process
 
@@ -531,326 +520,56 @@ class SSHAgent(Agent):
 
         A PID is signalled only while its command line still names this campaign's runner.
         """
-        name = shlex.quote(Path(runner).name)
         while self._stale_runner_pids:
             pid = int(self._stale_runner_pids.pop())
-            command = f"grep -qF -- {name} /proc/{pid}/cmdline 2>/dev/null && kill -TERM {pid} && echo stopped; true"
-            if "stopped" in self._exec(command, self.settings.command_timeout_s)[1]:
+            if self._signal_runner(pid, runner):
                 logger.warning("device %s: stopped runner %d, left running by a dropped connection", self.name, pid)
 
     def _stop_runner(self, kill: bool = False) -> None:
         process, self._runner = self._runner, None
         if process is None:
             return
-        if kill and process.pid:
+        if kill and process.pid and self._runner_remote is not None:
             try:
-                self._exec(f"kill -TERM {int(process.pid)}", self.settings.command_timeout_s)
+                self._signal_runner(process.pid, self._runner_remote)
             except AgentError as error:
                 logger.warning("device %s: could not stop runner %s: %s", self.name, process.pid, error)
         process.close()
 
+    def _signal_runner(self, pid: int, runner: str) -> bool:
+        """SIGTERM ``pid`` only while its command line still names ``runner`` (a PID the board reported is
+        untrusted, and may have been reused); whether it was signalled."""
+        name = shlex.quote(Path(runner).name)
+        command = f"grep -qF -- {name} /proc/{int(pid)}/cmdline 2>/dev/null && kill -TERM {int(pid)} && echo stopped; true"
+        return "stopped" in self._exec(command, self.settings.command_timeout_s)[1]
+
     def _invoke(self, job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        """Send ``job`` to the runner; its JSON result (``RunFailed`` / ``DeviceSetupError`` otherwise)."""
+        """Send ``job`` to the runner; its result, checked against the schema of the job's mode.
+
+        Raises :class:`RunFailed` (retryable) for no answer in time, a line longer than any result,
+        or a result that is not JSON or does not match the schema: the runner is stopped then, so
+        a retry starts a fresh, hash-checked one. :class:`RunnerDied` / :class:`DeviceSetupError`
+        for a runner that ended without answering.
+        """
+        mode = job["mode"]
         process = self._runner_process()
         process.send_line(json.dumps(job).encode())
         try:
             line = process.read_line(self._clock() + timeout_s)
-        except RunFailed as error:
+            if line is not None:
+                return parse_runner_line(line, device=self.name, mode=mode, artifacts=len(job.get("artifacts", ())))
+        except DeadlinePassed as error:
             self._stop_runner(kill=True)
-            raise RunFailed(f"device {self.name!r}: no answer to a {job.get('mode')} job within {timeout_s:.0f} s") from error
-        if line is None:
-            status = process.wait(self._clock() + self.settings.command_timeout_s)
-            self._runner = None
-            raise _runner_exit_error(self.name, status, process.stderr_tail(), self.settings.python, mode=job.get("mode"))
-        return parse_result_line(line, device=self.name)
-
-
-class RunnerDied(RunFailed):
-    """The runner process ended mid-job (a runtime crashed it: segfault, abort, out of memory)."""
-
-
-class _RemoteProcess:
-    """A command running on the device: stdout cut into lines, the tail of stderr kept for messages.
-
-    A vanished connection raises what ``dropped`` makes (:class:`DeviceUnavailable`); a
-    deadline passed raises :class:`RunFailed`.
-    """
-
-    def __init__(
-        self,
-        channel: paramiko.Channel,
-        transport: paramiko.Transport,
-        clock: Callable[[], float],
-        dropped: Callable[[BaseException | None], DeviceUnavailable],
-    ) -> None:
-        self.channel = channel
-        self.transport = transport
-        self.clock = clock
-        self.dropped = dropped
-        self.stdout = bytearray()
-        self.stderr = bytearray()
-        self.pid: int | None = None
-
-    def alive(self) -> bool:
-        return self.transport.is_active() and not self.channel.closed and not self.channel.exit_status_ready()
-
-    def send_line(self, data: bytes) -> None:
-        try:
-            self.channel.sendall(data + b"\n")
-        except (paramiko.SSHException, EOFError, OSError) as error:
-            raise self.dropped(error) from error
-
-    def close_stdin(self) -> None:
-        try:
-            self.channel.shutdown_write()
-        except (paramiko.SSHException, EOFError, OSError) as error:
-            raise self.dropped(error) from error
-
-    def read_line(self, deadline: float) -> str | None:
-        """The next stdout line, or ``None`` once the process has exited without one."""
-        while b"\n" not in self.stdout:
-            if not self._pump(deadline):
-                break
-        if b"\n" not in self.stdout:
-            return None
-        line, _, rest = bytes(self.stdout).partition(b"\n")
-        self.stdout = bytearray(rest)
-        return line.decode(errors="replace")
-
-    def wait(self, deadline: float) -> int:
-        """Read everything until the process exits; its exit status."""
-        while self._pump(deadline):
-            pass
-        status = self.channel.recv_exit_status()
-        self.channel.close()
-        if status == -1:  # the channel closed with no exit status: the connection went away
-            raise self.dropped(None)
-        return status
-
-    def stderr_tail(self, lines: int = 5) -> str:
-        return " | ".join(self.stderr.decode(errors="replace").strip().splitlines()[-lines:])
-
-    def close(self) -> None:
-        try:
-            self.channel.close()
-        except (paramiko.SSHException, EOFError, OSError):
-            pass
-
-    def _pump(self, deadline: float) -> bool:
-        """Move available output into the buffers; False once the process has exited and all is read."""
-        channel = self.channel
-        try:
-            while True:
-                progressed = False
-                while channel.recv_ready():
-                    self.stdout += channel.recv(1 << 16)
-                    progressed = True
-                while channel.recv_stderr_ready():
-                    self.stderr += channel.recv_stderr(1 << 16)
-                    del self.stderr[: max(0, len(self.stderr) - (1 << 16))]
-                    progressed = True
-                if progressed:
-                    return True
-                if channel.exit_status_ready():
-                    if channel.recv_exit_status() == -1:
-                        raise self.dropped(None)
-                    return False
-                if not self.transport.is_active() or channel.closed:
-                    raise self.dropped(None)
-                if self.clock() > deadline:
-                    raise RunFailed("the device did not answer before the deadline")
-                time.sleep(_POLL_S)
-        except (paramiko.SSHException, EOFError, OSError) as error:
-            raise self.dropped(error) from error
-
-
-# ---------------------------------------------------------------------------- connecting
-
-
-class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
-    def __init__(self, known_hosts: Path) -> None:
-        self.known_hosts = known_hosts
-
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
-        raise UnknownHostKey(
-            f"host {hostname} ({key.get_name()} {key.fingerprint}) is not in {self.known_hosts}; check the fingerprint "
-            f"on the device, then add it (ssh-keyscan -p PORT HOST >> {self.known_hosts}) or set ssh.trust_on_first_use"
-        )
-
-
-class _TrustOnFirstUse(paramiko.MissingHostKeyPolicy):
-    """Accept an unknown host once and append its key to ``known_hosts`` (a changed key is still refused)."""
-
-    def __init__(self, known_hosts: Path) -> None:
-        self.known_hosts = known_hosts
-
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
-        client.get_host_keys().add(hostname, key.get_name(), key)
-        self.known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(self.known_hosts, "a", encoding="utf-8") as handle:
-            handle.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
-        logger.warning("trust on first use: recorded %s %s in %s", hostname, key.fingerprint, self.known_hosts)
-
-
-def connect(settings: SSHSettings, *, name: str = "") -> paramiko.SSHClient:
-    """An authenticated, host-key-verified client; typed :class:`AgentError` subclasses on failure."""
-    label = f"device {name or settings.host!r} ({settings.address})"
-    known_hosts = Path(settings.known_hosts).expanduser()
-    client = paramiko.SSHClient()
-    if known_hosts.is_file():
-        try:
-            client.load_host_keys(str(known_hosts))
-        except (OSError, paramiko.SSHException) as error:
-            raise HostKeyError(f"{label}: cannot read ssh.known_hosts {known_hosts}: {error}") from error
-    policy = _TrustOnFirstUse(known_hosts) if settings.trust_on_first_use else _RefuseUnknown(known_hosts)
-    client.set_missing_host_key_policy(policy)
-    key_file = str(Path(settings.key_file).expanduser()) if settings.key_file else None
-    if key_file and not os.path.isfile(key_file):
-        raise SSHAuthFailed(f"{label}: ssh.key_file {key_file} does not exist; fix the path or omit it to use ssh-agent")
-    try:
-        client.connect(
-            settings.host,
-            port=settings.port,
-            username=settings.user,
-            key_filename=key_file,
-            allow_agent=key_file is None,
-            look_for_keys=False,
-            timeout=settings.connect_timeout_s,
-            banner_timeout=settings.connect_timeout_s,
-            auth_timeout=settings.connect_timeout_s,
-        )
-    except HostKeyError as error:
-        client.close()
-        error.message = f"{label}: {error.message}"
-        error.args = (error.message,)
-        raise
-    except paramiko.BadHostKeyException as error:
-        client.close()
-        raise HostKeyMismatch(
-            f"{label}: host key mismatch: the device offers {error.key.get_name()} {error.key.fingerprint} but "
-            f"{known_hosts} records {error.expected_key.fingerprint}; if the device was re-imaged, verify and replace "
-            "its known_hosts line, otherwise do not connect"
-        ) from error
-    except paramiko.PasswordRequiredException as error:
-        client.close()
-        raise SSHAuthFailed(f"{label}: ssh.key_file {key_file} is encrypted; load it into ssh-agent and omit key_file") from error
-    except paramiko.AuthenticationException as error:
-        client.close()
-        how = f"key {key_file}" if key_file else "the keys in ssh-agent"
-        raise SSHAuthFailed(f"{label}: authentication failed with {how}; add its public key to the device's authorized_keys") from error
-    except TimeoutError as error:  # socket.timeout is an alias
-        client.close()
-        raise DeviceUnavailable(f"{label}: no answer within {settings.connect_timeout_s:.0f} s") from error
-    except (paramiko.SSHException, EOFError, OSError) as error:
-        client.close()
-        raise DeviceUnavailable(f"{label}: unreachable ({type(error).__name__}: {error})") from error
-    transport = client.get_transport()
-    if transport is not None and settings.keepalive_s > 0:
-        transport.set_keepalive(settings.keepalive_s)
-    return client
-
-
-# ---------------------------------------------------------------------------- parsing
-
-
-def parse_result_line(line: str, *, device: str) -> dict[str, Any]:
-    """One JSON result line of the runner; :class:`RunFailed` where it is not one or says the job failed."""
-    try:
-        result = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise RunFailed(f"device {device!r}: the runner's output is not JSON ({error}): {line[:200]!r}") from error
-    if not isinstance(result, dict) or "ok" not in result:
-        raise RunFailed(f"device {device!r}: the runner's output is not a result object: {line[:200]!r}")
-    if not result["ok"]:
-        raise RunFailed(f"device {device!r}: the runner failed: {result.get('error', 'no reason given')}")
-    return result
-
-
-def _runner_exit_error(
-    device: str, status: int, stderr: str, python: str, *, starting: bool = False, mode: str | None = None
-) -> AgentError:
-    """The error for a runner that ended without answering."""
-    tail = stderr or "no output"
-    if starting and status == 127:
-        return DeviceSetupError(
-            f"device {device!r}: command not found ({tail}); check ssh.python ({python!r}) and that taskset is installed"
-        )
-    if starting:
-        return DeviceSetupError(
-            f"device {device!r}: the runner did not start (exit status {status}): {tail}; "
-            "check hygiene.affinity (cores the device has) and ssh.python"
-        )
-    return RunnerDied(f"device {device!r}: the runner died during a {mode} job (exit status {status}): {tail}")
-
-
-def facts_from_runner(facts: dict[str, Any], versions: dict[str, str], *, taskset: bool | None = None) -> DeviceFacts:
-    """:class:`DeviceFacts` from the runner's ``facts`` object; raw board-tool output kept in ``extra``."""
-    cpufreq = facts.get("cpufreq", {})
-    extra: dict[str, Any] = {
-        key: facts.get(key) for key in ("board", "machine", "kernel", "online_cores", "affinity", "load_average", "python")
-    }
-    extra["tools"] = facts.get("tools", {})
-    if taskset is not None:
-        extra["taskset"] = taskset
-    temperatures = dict(facts.get("thermal_c", {}))
-    extra.update(board_tool_readings(extra["tools"], temperatures, source=f"{facts.get('hostname') or 'device'} output"))
-    return DeviceFacts(
-        hostname=facts.get("hostname", ""),
-        cpu_model=facts.get("cpu_model", ""),
-        cores=len(facts.get("online_cores", [])),
-        governor={core: entry["governor"] for core, entry in cpufreq.items() if entry.get("governor")},
-        frequencies_khz={
-            core: int(entry["cur_freq"]) for core, entry in cpufreq.items() if str(entry.get("cur_freq") or "").isdigit()
-        },
-        temperatures_c=temperatures,
-        free_memory_mb=facts.get("free_memory_mb"),
-        runtime_versions=dict(versions),
-        extra=extra,
-    )
-
-
-def board_tool_readings(tools: dict[str, Any], temperatures_c: dict[str, float], *, source: str) -> dict[str, Any]:
-    """Parse the raw ``vcgencmd`` (Pi) and ``nvpmodel -q`` (Jetson) output the runner captured.
-
-    Returns ``throttled`` (the decoded bit field and its conditions) and ``power_mode``
-    ({name, mode_id}); adds the SoC temperature from ``vcgencmd measure_temp`` to
-    ``temperatures_c``. Output that does not parse is kept in ``tool_errors``, never fatal.
-    """
-    from agents.parsers import nvpmodel, vcgencmd
-    from agents.parsers.common import OutputError
-
-    readings: dict[str, Any] = {}
-    errors: dict[str, str] = {}
-    for name in ("vcgencmd_get_throttled", "vcgencmd_measure_temp", "nvpmodel_q"):
-        output = tools.get(name)
-        if not output:
-            continue
-        text = f"{output.get('stdout', '')}\n{output.get('stderr', '')}"
-        try:
-            if name == "nvpmodel_q":
-                mode = nvpmodel.parse(text, source=source)
-                readings["power_mode"] = {"name": mode.name, "mode_id": mode.mode_id, "errors": list(mode.errors)}
-                continue
-            parsed = vcgencmd.parse(text, source=source)
-        except OutputError as error:
-            errors[name] = str(error)
-            continue
-        if parsed.throttled is not None:
-            readings["throttled"] = {"raw": hex(parsed.throttled.raw), "conditions": list(parsed.throttled.conditions)}
-        if parsed.temperature_c is not None:
-            temperatures_c["vcgencmd"] = parsed.temperature_c
-    if errors:
-        readings["tool_errors"] = errors
-    return readings
-
-
-def _hottest(zones: Any) -> float | None:
-    return max(zones.values()) if isinstance(zones, dict) and zones else None
-
-
-def _is_active(client: paramiko.SSHClient) -> bool:
-    transport = client.get_transport()
-    return transport is not None and transport.is_active()
+            raise RunFailed(f"device {self.name!r}: no answer to a {mode} job within {timeout_s:.0f} s") from error
+        except LineTooLong as error:
+            self._stop_runner(kill=True)
+            raise MalformedResult(f"device {self.name!r}: the answer to a {mode} job: {error.message}") from error
+        except MalformedResult:
+            self._stop_runner(kill=True)
+            raise
+        status = process.wait(self._clock() + self.settings.command_timeout_s)
+        self._runner = None
+        raise runner_exit_error(self.name, status, process.stderr_tail(), self.settings.python, mode=mode)
 
 
 def _describe(artifact: Artifact) -> str:
@@ -868,14 +587,19 @@ __all__: Iterable[str] = [
     "HostKeyError",
     "HostKeyMismatch",
     "HygieneSettings",
+    "MalformedResult",
+    "PRIVATE_WORKDIR_CHECK",
+    "RUNNER_BOOT",
+    "RUNNER_SOURCE",
     "RunRecord",
+    "RunnerDied",
+    "SAFE_NAME",
     "SSHAgent",
     "SSHAuthFailed",
     "SSHSettings",
     "UnknownHostKey",
-    "connect",
     "board_tool_readings",
+    "connect",
     "facts_from_runner",
-    "RunnerDied",
-    "parse_result_line",
+    "parse_runner_line",
 ]
