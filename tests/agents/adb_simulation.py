@@ -10,8 +10,10 @@ What is real and what is simulated:
   splitting of the shell commands (so an unquoted argument would change what runs).
 - **Simulated**: the phone. Shell commands run in a *sandbox*: ``/data/local/tmp`` maps
   to a temp dir, a tiny allowlist of shell built-ins and Android tools is interpreted in
-  Python (``echo cat cd mkdir rm chmod ls test sha256sum getprop dumpsys taskset input
-  sleep``), and nothing else ever runs on the host. The device facts are real published
+  Python (``echo cat cd mkdir rm mv chmod ls test sha256sum getprop dumpsys taskset input
+  sleep``, with the options the agents use: ``mkdir -p -m``, ``mv -f``, ``test -L``), and
+  nothing else ever runs on the host. Pushes behave as adbd's do: a file or symlink at the
+  target is unlinked, never followed, and the new file is created exclusively. The device facts are real published
   outputs from ``tests/fixtures/android`` (a composite phone: cpuinfo of a Mi 8,
   getprop of a Pixel 8, cpufreq rows of a Pixel 6, battery of a Pixel C with the
   temperature taken from the simulated state, thermal zone names of an Xperia).
@@ -166,6 +168,8 @@ class SimulatedPhone:
     zone_millidegrees: int = 41000
     cooling_per_read_tenths: int = 0
     screen_on: bool = True
+    zone_raw: dict[int, str] = field(default_factory=dict)
+    """Zone number -> the raw ``temp`` text to report instead (``nan``, ``95000``): broken or hot sensors."""
 
     def text(self, name: str) -> str:
         return (self.fixtures / "android" / name).read_text()
@@ -179,7 +183,8 @@ class SimulatedPhone:
 
     def zones(self) -> str:
         names = self.text("thermal_zone_types_xperia_xz_premium_msm8998_truncated.txt").split()
-        return "".join(f"{i}\t{name}\t{self.zone_millidegrees + 500 * (i % 3)}\n" for i, name in enumerate(names))
+        return "".join(f"{i}\t{name}\t{self.zone_raw.get(i, self.zone_millidegrees + 500 * (i % 3))}\n"
+                       for i, name in enumerate(names))
 
     def cpufreq(self) -> str:
         rows = [line for line in self.text("scaling_governor_pixel6_iree_script_table.txt").splitlines()
@@ -397,7 +402,11 @@ class _Shell:
         name, args = words[0], words[1:]
         builtin = getattr(self, f"_cmd_{name.replace('[', 'bracket')}", None)
         if builtin is not None and "/" not in name:
-            return builtin(args)
+            try:
+                return builtin(args)
+            except (OSError, ValueError) as error:  # what toybox would print, not a dropped connection
+                return _Result(err=f"{name}: {error.strerror if isinstance(error, OSError) else error}\n".encode(),
+                               rc=1)
         if "/" in name:
             return self._exec_file(self._absolute(name), args)
         return _Result(err=f"/system/bin/sh: {name}: inaccessible or not found\n".encode(), rc=127)
@@ -464,11 +473,40 @@ class _Shell:
         return host
 
     def _cmd_mkdir(self, args: list[str]) -> _Result:
-        for path in (a for a in args if not a.startswith("-")):
+        parents, mode, paths = False, 0o777, []
+        words = iter(args)
+        for word in words:
+            if word == "-p":
+                parents = True
+            elif word == "-m":
+                mode = int(next(words, "x"), 8)
+            else:
+                paths.append(word)
+        for path in paths:
             host = self._writable("mkdir", path)
             if isinstance(host, _Result):
                 return host
-            host.mkdir(parents="-p" in args, exist_ok="-p" in args)
+            if host.is_symlink() or (host.exists() and not (parents and host.is_dir())):
+                return _Result(err=f"mkdir: '{path}': File exists\n".encode(), rc=1)
+            host.mkdir(parents=parents, exist_ok=parents)
+            if mode != 0o777:
+                host.chmod(mode)
+        return _Result()
+
+    def _cmd_mv(self, args: list[str]) -> _Result:
+        paths = [a for a in args if a != "-f"]
+        if len(paths) != 2:
+            return _Result(err=b"mv: needs 2 arguments\n", rc=1)
+        source, target = (self._writable("mv", path) for path in paths)
+        for host in (source, target):
+            if isinstance(host, _Result):
+                return host
+        assert isinstance(source, Path) and isinstance(target, Path)
+        if not (source.exists() or source.is_symlink()):
+            return _Result(err=f"mv: '{paths[0]}': No such file or directory\n".encode(), rc=1)
+        if target.is_dir() and not target.is_symlink():  # like mv(1): into the directory
+            target = target / source.name
+        os.replace(source, target)  # rename(2): a link at the target is replaced, never followed
         return _Result()
 
     def _cmd_rm(self, args: list[str]) -> _Result:
@@ -480,7 +518,9 @@ class _Shell:
                 return host
             if host == self.daemon.sandbox:
                 return _Result(err=f"rm: '{path}': Permission denied\n".encode(), rc=1)
-            if host.is_dir():
+            if host.is_symlink():
+                host.unlink()
+            elif host.is_dir():
                 shutil.rmtree(host)
             elif host.exists():
                 host.unlink()
@@ -492,6 +532,8 @@ class _Shell:
         host = self._writable("chmod", args[-1]) if len(args) == 2 else _Result(rc=1)
         if isinstance(host, _Result):
             return host
+        if not host.exists():
+            return _Result(err=f"chmod: {args[-1]}: No such file or directory\n".encode(), rc=1)
         host.chmod(int(args[0], 8))
         return _Result()
 
@@ -512,6 +554,7 @@ class _Shell:
             return _Result(rc=2)
         host = self._sandbox(args[1])
         checks = {"-e": lambda p: p.exists(), "-f": lambda p: p.is_file(), "-d": lambda p: p.is_dir(),
+                  "-L": lambda p: p.is_symlink(), "-h": lambda p: p.is_symlink(),
                   "-x": lambda p: p.exists() and os.access(p, os.X_OK)}
         ok = host is not None and args[0] in checks and checks[args[0]](host)
         return _Result(rc=0 if ok else 1)
@@ -834,8 +877,12 @@ class _SyncSession:
                 message = f"couldn't create file: Permission denied: {path}".encode()
                 return [b"FAIL" + struct.pack("<I", len(message)) + message]
             host.parent.mkdir(parents=True, exist_ok=True)
-            host.write_bytes(bytes(content))
-            host.chmod(stat.S_IMODE(mode) or 0o644)
+            if host.is_symlink() or host.is_file():
+                host.unlink()  # adbd unlinks a regular file or link at the target; it never follows it
+            descriptor = os.open(host, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                                 stat.S_IMODE(mode) or 0o644)
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(bytes(content))
             self.daemon.pushed.append(path)
             return [b"OKAY" + struct.pack("<I", 0)]
         if request == b"STAT":

@@ -127,7 +127,9 @@ def test_torchscript_interleaved_per_run_values_end_to_end(
     schedule = [Burst(1, 1, 4), Burst(0, 1, 4), Burst(0, 1, 4), Burst(1, 1, 4)]
     with ADBAgent(settings(adbd.port, adb_key[0])) as agent:
         samples = agent.run(ptl_models, schedule)
-        pushed = {p: host_file(sandbox, p).read_bytes() for p in adbd.pushed}
+        folder = sandbox / "latfarm" / "c1"
+        pushed = {f"{SANDBOX_ROOT}/latfarm/c1/{p.name}": p.read_bytes() for p in folder.iterdir()}
+        assert folder.stat().st_mode & 0o777 == 0o700 and folder.parent.stat().st_mode & 0o777 == 0o700
     timed = [run for run in adbd.invocations if "--iter=4" in run.argv]
     assert len(adbd.invocations) == 2 + 4  # one load check per model, one invocation per burst
     first, second = timed[0].model_path, timed[1].model_path
@@ -141,7 +143,8 @@ def test_torchscript_interleaved_per_run_values_end_to_end(
     assert samples[0] != samples[1]
     assert {run.cpu_mask for run in adbd.invocations} == {"f0"}
     assert {"--input_dims=1,3,32,32", "--input_type=float", "--warmup=1", "--report_pep=true"} <= set(timed[0].argv)
-    assert all(path.startswith(f"{SANDBOX_ROOT}/latfarm/c1/") for path in adbd.pushed)
+    assert all(path.startswith(f"{SANDBOX_ROOT}/latfarm/c1/.") and path.endswith(".part") for path in adbd.pushed)
+    assert len(pushed) == 2 and not any(name.endswith(".part") for name in pushed)  # each renamed into place
 
 
 def test_a_build_without_observer_lines_gives_its_summary_as_one_batch_mean(
