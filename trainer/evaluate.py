@@ -46,7 +46,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -213,9 +213,14 @@ def clone(predictor: Predictor) -> Predictor:
 
 
 def source_series(
-    table: TargetTable, sources: Sequence[str], source_samples: int | None, seed: int
+    table: TargetTable, sources: Sequence[str], source_samples: int | None, seed: int,
+    required: Sequence[str] = (),
 ) -> dict[str, pd.Series]:
-    """Source latencies; with ``source_samples``, the same seeded archs for every source."""
+    """Source latencies; with ``source_samples``, the same seeded archs for every source.
+
+    ``required`` archs (a method's :meth:`~trainer.models.base.Predictor.required_archs`) are
+    added to each source's draw where that source measured them, on top of ``source_samples``.
+    """
     names = [table.resolve(s) for s in sources]
     if source_samples is None:
         return {n: table.series(n) for n in names}
@@ -225,7 +230,33 @@ def source_series(
             f"--source-samples {source_samples}: the sources share only {len(common)} measured archs; ask for fewer"
         )
     archs = choose(common, source_samples, seed)
-    return {n: table.series(n).loc[archs] for n in names}
+    drawn, already = {}, set(archs)
+    for name in names:
+        series = table.series(name)
+        extra = [a for a in required if a in series.index and a not in already]
+        drawn[name] = series.loc[[*archs, *extra]]
+    return drawn
+
+
+def choose_target_samples(
+    pick: Callable[[str, list[str], int, int], Sequence[str]], space: str, measured: Sequence[str], samples: int,
+    seed: int, required: Sequence[str] = (),
+) -> list[str]:
+    """``samples`` archs of a target to transfer from: ``required`` first (they count), then ``pick``'s choice.
+
+    Example:
+        >>> choose_target_samples(lambda s, c, n, k: c[:n], "x", ["a", "b", "c", "r"], 2, 0, required=["r"])
+        ['r', 'a']
+    """
+    present = set(measured)
+    missing = [a for a in required if a not in present]
+    if missing:
+        raise DataError(f"the target lacks {len(missing)} archs the method requires (e.g. {missing[0]}); measure them")
+    if len(required) >= samples:
+        raise UserError(f"--samples {samples}: the method's {len(required)} required archs leave no room for samples")
+    wanted = set(required)
+    rest = [a for a in measured if a not in wanted]
+    return [*required, *pick(space, rest, samples - len(required), seed)]
 
 
 def evaluate_method(
@@ -278,12 +309,12 @@ def evaluate_method(
         predictor = cls(space, seed=seed, **hyper)
         started = time.perf_counter()
         if cls.uses_sources:
-            predictor.pretrain(source_series(table, source_names, source_samples, seed))
+            predictor.pretrain(source_series(table, source_names, source_samples, seed, cls.required_archs(space)))
         result.pretrain_s[seed] = time.perf_counter() - started
         steps.update(1)
         for target in target_names:
             measured = table.series(target)
-            chosen = pick(space, list(measured.index), samples, seed)
+            chosen = choose_target_samples(pick, space, list(measured.index), samples, seed, cls.required_archs(space))
             adapted = clone(predictor) if cls.uses_sources else cls(space, seed=seed, **hyper)
             started = time.perf_counter()
             adapted.transfer(target, measured.loc[chosen])

@@ -128,7 +128,7 @@ def pretrain(
     asked = source_samples
     if cap_source_samples:
         source_samples = capped_source_samples(table, sources, source_samples)
-    data = source_series(table, sources, source_samples, seed)
+    data = source_series(table, sources, source_samples, seed, cls.required_archs(table.space))
     for source in sources:
         choice = table.choice(source)
         if choice.requested != choice.target or choice.skipped:  # a device resolved to one configuration, or rows skipped
@@ -263,18 +263,24 @@ def all_archs(space: str) -> list[str]:
 
 
 def sample(space: str, n: int, *, sampler: str = DEFAULT_SAMPLER, seed: int = 0,
-           candidates: Sequence[str] | None = None) -> list[str]:
+           candidates: Sequence[str] | None = None, method: str | None = None) -> list[str]:
     """``n`` archs worth measuring on a new device, chosen from encodings only (no latencies).
 
     ``candidates`` defaults to the whole space (a seeded pool of :data:`SAMPLE_POOL` archs
-    where the space is too large to enumerate).
+    where the space is too large to enumerate). A ``method`` that requires archs (HELP's
+    reference archs) gets them first, and they count against ``n``.
     """
+    required = list(get_method(method).required_archs(space)) if method else []
+    if len(required) >= n:
+        raise UserError(f"--n {n}: method {method!r} needs its {len(required)} reference archs plus at least one sample")
     if candidates is None:
         try:
             candidates = list(spaces.get(space).enumerate())
         except NotImplementedError:
             candidates = spaces.get(space).sample(SAMPLE_POOL, seed)
-    return list(get_sampler(sampler)(space, list(candidates), n, seed))
+    wanted = set(required)
+    rest = [a for a in candidates if a not in wanted]
+    return [*required, *get_sampler(sampler)(space, rest, n - len(required), seed)]
 
 
 def fit_metrics(predictor: Predictor, target: str, values: pd.Series) -> dict[str, float]:

@@ -45,6 +45,14 @@ class Predictor(abc.ABC):
         self.seed = seed
         self.hyper = dict(hyper)
 
+    @classmethod
+    def required_archs(cls, space: str) -> tuple[str, ...]:
+        """Archs every source and target must have measured (HELP's reference archs; none by default).
+
+        They count against a target's sample budget: samplers name them first.
+        """
+        return ()
+
     def pretrain(self, sources: Mapping[str, pd.Series]) -> None:  # noqa: B027 - optional
         """Learn from source targets (name -> latencies). Single-device methods skip it."""
 

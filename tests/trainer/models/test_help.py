@@ -109,3 +109,18 @@ def test_registered_as_a_method_with_the_papers_schedule():
     assert (cfg.episodes_for("nasbench201"), cfg.meta_lr_for("nasbench201")) == (2000, 1e-4)
     assert (cfg.meta_batch, cfg.inner_steps, cfg.mc_samples, cfg.z_scaling, cfg.kl_scaling) == (8, 2, 10, 0.01, 0.1)
     assert HELP("fbnet", epochs=5).config.episodes_for("fbnet") == 5
+
+
+def test_reference_archs_count_against_the_sample_budget():
+    from trainer.evaluate import choose_target_samples
+    from trainer.workflow import sample
+
+    refs = list(reference_archs("nasbench201"))
+    chosen = sample("nasbench201", 20, sampler="random", seed=0, method="help")
+    assert chosen[:10] == refs and len(set(chosen)) == 20
+    assert sample("nasbench201", 20, sampler="random", seed=0, method="layerwise")[:10] != refs
+    with pytest.raises(UserError, match="reference archs plus at least one sample"):
+        sample("nasbench201", 10, method="help")
+    measured = [*spaces.get("nasbench201").sample(40, seed=1), *refs]
+    picked = choose_target_samples(lambda s, c, n, k: c[:n], "nasbench201", measured, 20, 0, refs)
+    assert picked[:10] == refs and len(set(picked)) == 20
