@@ -6,6 +6,12 @@ space or protocol, a bad line in ``--archs``, an empty ``--devices``, a
 and the store is untouched. Ctrl-C during a campaign prints how many rows it
 stored and that re-running the same command resumes, and exits 130.
 
+One campaign at a time per store and per local device (``farm.store_lock``):
+the locks are taken before Ray starts. A campaign that finds them taken refuses
+at once with one line naming the holder (pid, host, campaign) and exits 2, as
+``apt`` does with its lock; ``--wait-for-lock SECONDS`` makes it wait that long
+instead, saying on stderr whom it waits for.
+
 Example:
     >>> parser = build_parser()
     >>> args = parser.parse_args(["--sample", "4", "--devices", "cpu-local"])
@@ -18,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -29,6 +36,7 @@ from farm.user_files import check_store, read_text
 
 if TYPE_CHECKING:
     from farm.anchoring import AnchoringReport
+    from farm.store_lock import WaitNotice
 
 logger = logging.getLogger("farm.measure")
 
@@ -66,6 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     anchoring.add_argument("--no-anchors", action="store_true", help="measure no drift anchors (same as --anchors 0)")
     parser.add_argument("--max-attempts", type=int, default=3, help="tries per job on retryable errors (default 3)")
+    parser.add_argument(
+        "--wait-for-lock", type=float, default=0.0, metavar="SECONDS",
+        help="when another campaign holds the store (or a local device) wait up to SECONDS for it, saying whom "
+        "it waits for, then start with what that campaign has not measured; default 0: refuse at once with "
+        "one line naming the holder (exit 2)",
+    )
     parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else start a local Ray)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar; one log line per job instead")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
@@ -153,15 +167,18 @@ def run(args: argparse.Namespace) -> int:
     anchors = 0 if args.no_anchors else args.anchors
     check_anchors(space.name, anchors)
     check_store("--store", args.store)
+    if not math.isfinite(args.wait_for_lock) or args.wait_for_lock < 0:
+        raise UserError(f"--wait-for-lock {args.wait_for_lock}: must be a number of seconds >= 0 (0 refuses at once)")
 
     from farm.run import CampaignConfig, connect, make_protocol, run_campaign
+    from farm.store_lock import lock_campaign
 
     config = CampaignConfig(
         search_space=space.name, archs=archs, devices=devices, store_root=args.store,
         protocol=args.protocol, warmup=args.warmup, runs=args.runs, trim=args.trim, rounds=args.rounds,
         quantile=args.quantile,
         job_size=args.job_size, anchors=anchors, max_attempts=args.max_attempts, seed=args.seed,
-        progress=not args.quiet and not args.json,
+        progress=not args.quiet and not args.json, lock_wait_s=args.wait_for_lock,
     )
     for device in devices:
         make_protocol(device, config)  # a bad --protocol/--runs/--trim fails here, before Ray starts
@@ -169,14 +186,15 @@ def run(args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     import ray
 
-    started_here = connect(args.address)
-    try:
-        summary = run_campaign(config, on_job=_log_job if args.quiet else None)
-    except KeyboardInterrupt:
-        raise Interrupted(interrupted_line(args.store, config.campaign_id)) from None
-    finally:
-        if started_here:
-            ray.shutdown()
+    with lock_campaign(args.store, devices, config.campaign_id, wait_s=args.wait_for_lock, on_wait=_say_waiting) as locks:
+        started_here = connect(args.address)
+        try:
+            summary = run_campaign(config, on_job=_log_job if args.quiet else None, locks=locks)
+        except KeyboardInterrupt:
+            raise Interrupted(interrupted_line(args.store, config.campaign_id)) from None
+        finally:
+            if started_here:
+                ray.shutdown()
     reports = campaign_anchoring(args.store, summary.campaign_id)
     if args.json:
         json.dump({**summary.to_dict(), "anchoring": [r.to_dict() for r in reports]}, sys.stdout, indent=1, default=str)
@@ -224,6 +242,10 @@ def campaign_anchoring(store: str, campaign_id: str) -> list["AnchoringReport"]:
     columns = [*GROUP_COLUMNS, "job_id", "anchor_ms", "is_anchor", "arch", "status", "latency_ms", "samples_ms"]
     frame = Store(store).read(columns=columns, where={"campaign_id": campaign_id})
     return anchoring_report(frame) if not frame.empty else []
+
+
+def _say_waiting(notice: "WaitNotice") -> None:
+    print(notice.render(), file=sys.stderr, flush=True)
 
 
 def _log_job(result: object) -> None:

@@ -2,6 +2,12 @@
 
 :func:`run_campaign` is what ``measure.py`` calls:
 
+0. **Lock.** The campaign holds the store's lock and the locks of the devices
+   it measures on this host (``farm.store_lock``) from before it plans until
+   its final record is saved, so a second campaign on the same store plans
+   only after the first has stored its rows, and two stores never measure on
+   the same local cores at once. A lock held by another campaign is waited for
+   up to ``lock_wait_s``, then refused with one line naming the holder.
 1. **Plan.** For every device, every runtime and batch size it lists, every
    arch: the resume key (``farm.store.RESUME_KEY``). Keys already ``ok`` in the
    store are skipped; the rest are split into jobs of ``job_size`` archs (the
@@ -47,14 +53,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import ray
-from tqdm.auto import tqdm
 
 from farm.actors import AgentFactory, device_resource, start_actor
 from farm.anchoring import anchor_archs, anchor_count, anchored_batch, stamp_job_rows
 from farm.builds import BuildFn, default_build_fn, needs_build, run_build
+from farm.campaign_progress import CampaignProgress
 from farm.device_records import record_devices
 from farm.jobs import Job, JobResult, failed_row
 from farm.store import Store
+from farm.store_lock import CampaignLocks, WaitNotice, lock_campaign
 from farm.summary import CampaignSummary, DeviceSummary, save_record
 from farm.writer import StoreWriter
 
@@ -81,6 +88,8 @@ class CampaignConfig:
 
     ``anchors``: drift anchors added to every job; ``None`` is 3 for the interleaved
     protocol and 0 for the sequential ones (``farm.anchoring.anchor_count``).
+    ``lock_wait_s``: how long to wait for another campaign's store or device lock
+    before refusing (0: refuse at once); see ``farm.store_lock``.
     """
 
     search_space: str
@@ -105,6 +114,7 @@ class CampaignConfig:
     campaign_id: str = field(default_factory=new_campaign_id)
     artifact_dir: str | None = None
     progress: bool = True
+    lock_wait_s: float = 0.0
 
     def protocol_overrides(self) -> dict[str, Any]:
         values = {
@@ -212,6 +222,8 @@ class Campaign:
 
     ``agent_factory`` and ``build_fn`` are injectable (tests, other agents, other builders).
     ``on_job`` is called with every :class:`JobResult` after its rows are stored.
+    ``locks``: the campaign's locks when the caller took them already (``measure.py`` does, before
+    Ray starts); otherwise :meth:`run` takes them and releases them when it returns.
     """
 
     def __init__(
@@ -221,8 +233,10 @@ class Campaign:
         agent_factory: AgentFactory | None = None,
         build_fn: BuildFn = default_build_fn,
         on_job: Callable[[JobResult], None] | None = None,
+        locks: CampaignLocks | None = None,
     ) -> None:
         self.config = config
+        self.locks = locks
         self.store = Store(config.store_root)
         self.agent_factory = agent_factory
         self.build_fn = build_fn
@@ -235,7 +249,7 @@ class Campaign:
         self.job_builds: dict[str, list[Any]] = {}
         self.build_seconds: dict[tuple[Any, ...], float] = {}
         self.build_failures: set[tuple[Any, ...]] = set()
-        self.progress: Any = None
+        self.progress = CampaignProgress(0, "", enabled=False)
         self.build_cpus: float = 1
         self.measure_started: float | None = None
         self.writer: StoreWriter | None = None
@@ -250,6 +264,17 @@ class Campaign:
 
     # ------------------------------------------------------------------ run
     def run(self) -> CampaignSummary:
+        """Lock (unless the caller holds the locks), plan, measure, store; the locks go after the final record."""
+        config = self.config
+        if self.locks is not None:
+            if not self.locks.covers(config.store_root, config.campaign_id):
+                raise ValueError(f"the locks given are not held for campaign {config.campaign_id} on {config.store_root}")
+            return self._run_locked()
+        with lock_campaign(config.store_root, config.devices, config.campaign_id,
+                           wait_s=config.lock_wait_s, on_wait=_log_wait):
+            return self._run_locked()
+
+    def _run_locked(self) -> CampaignSummary:
         started = time.monotonic()
         plans = plan(self.config, self.store.done_keys(search_space=self.config.search_space))
         record_devices(self.config.store_root, [p.device for p in plans])  # default targets (issue 10)
@@ -265,10 +290,7 @@ class Campaign:
         self.summary.devices = [s.summary for s in self.states]
         save_record(self.summary)
         pending = sum(len(job.requested_archs) for s in self.states for job in s.queue)
-        self.progress = tqdm(
-            total=pending, unit="arch", desc=f"campaign {self.config.campaign_id}",
-            disable=not self.config.progress, dynamic_ncols=True,
-        )
+        self.progress = CampaignProgress(pending, f"campaign {self.config.campaign_id}", enabled=self.config.progress)
         self.writer = StoreWriter(self.store)
         try:
             self._start_actors()
@@ -465,7 +487,8 @@ class Campaign:
             for row in job_rows:
                 if row["status"] == "failed" and row["arch"] in result.job.anchors_added:
                     self._note_error(state, f"anchor: {row.get('error') or ''}")
-            self.progress.update(len(counted))
+            measured = sum(row["status"] in ("ok", "unstable") for row in counted)
+            self.progress.job_done(state.device.name, result.job.job_id, ok=measured, failed=len(counted) - measured)
             if self.on_job is not None:
                 self.on_job(result)
 
@@ -514,7 +537,7 @@ class Campaign:
         not_measured = sum(len(job.requested_archs) for job in state.queue)
         state.summary.not_measured += not_measured
         state.queue.clear()
-        self.progress.update(not_measured)
+        self.progress.not_measured(state.device.name, not_measured, "marked down")
         logger.warning("device %s marked down: %s", state.device.name, reason)
 
     def _count(self, state: _DeviceState, row: dict[str, Any]) -> None:
@@ -576,6 +599,10 @@ class Campaign:
             state.actor = None
 
 
+def _log_wait(notice: WaitNotice) -> None:
+    logger.warning("campaign %s", notice.render())
+
+
 def _default_build_cache() -> str:
     return str(Path.home() / ".cache" / "latfarm" / "builds")
 
@@ -586,9 +613,14 @@ def run_campaign(
     agent_factory: AgentFactory | None = None,
     build_fn: BuildFn = default_build_fn,
     on_job: Callable[[JobResult], None] | None = None,
+    locks: CampaignLocks | None = None,
 ) -> CampaignSummary:
-    """Run a campaign on the connected Ray cluster (see :func:`connect`) and return its summary."""
-    return Campaign(config, agent_factory=agent_factory, build_fn=build_fn, on_job=on_job).run()
+    """Run a campaign on the connected Ray cluster (see :func:`connect`) and return its summary.
+
+    ``locks``: the campaign's locks if the caller took them (``farm.store_lock.lock_campaign``);
+    otherwise the campaign takes them itself, waiting up to ``config.lock_wait_s``.
+    """
+    return Campaign(config, agent_factory=agent_factory, build_fn=build_fn, on_job=on_job, locks=locks).run()
 
 
 def connect(address: str | None = None, *, num_cpus: int | None = None, temp_dir: str | None = None) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +15,7 @@ from farm.anchoring import anchor_archs
 from farm.inventory import Device, ReplayConfig
 from farm.run import CampaignConfig, plan, run_campaign
 from farm.store import Store
+from farm.store_lock import LockBusy, lock_campaign
 from farm.summary import load_records, record_path
 from tests.farm.scripted_agent import arch_latency, counter_file, local_ray, per_device_factory, scripted_factory
 
@@ -230,3 +232,29 @@ def test_a_campaign_protocol_other_than_the_devices_starts_from_its_own_defaults
     switched = make_protocol(device, CampaignConfig(search_space="nasbench201", archs=["a"], devices=[device], store_root="unused", protocol="help"))
     assert switched.row_fields() == {"protocol": "help", "warmup_runs": 50, "runs": 50, "trim": 0.1}
     assert switched.max_ci == 0.2  # the device's stability rule goes along
+
+
+def test_without_a_terminal_every_finished_job_prints_one_progress_line(tmp_path: Path, capsys) -> None:
+    """Issue 12: under ``ray submit`` stderr is no terminal; each job's line carries the totals and an ETA."""
+    summary = run_campaign(config(tmp_path, [scripted_device("dev")], progress=True, job_size=3),
+                           agent_factory=scripted_factory(reject=["arch-03"]))
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith(f"campaign {summary.campaign_id}:")]
+    assert len(lines) == 3  # 7 archs in jobs of 3: 3, 3, 1 (arch-03, refused by the device, is a failed row of its job)
+    totals = [tuple(map(int, re.search(r": (\d+)/7 archs \(ok (\d+), failed (\d+)\)", line).groups())) for line in lines]
+    assert [t[0] for t in totals] == sorted(t[0] for t in totals) and totals[-1] == (7, 6, 1)
+    assert all(re.search(r"job dev-torch-b1-\d+, \d\d:\d\d elapsed, ETA \d\d:\d\d$", line) for line in lines)
+
+
+def test_a_campaign_on_a_locked_store_is_refused_before_it_plans(tmp_path: Path) -> None:
+    """Issue 13, class 13: another campaign's store lock stops this one with one line; nothing is written."""
+    with lock_campaign(tmp_path, [], "holder-campaign"):
+        with pytest.raises(LockBusy, match="is locked by campaign holder-campaign"):
+            run_campaign(config(tmp_path, [scripted_device("dev")]), agent_factory=scripted_factory())
+    assert load_records(tmp_path) == [] and Store(tmp_path).files() == []
+    # released: the campaign runs, and a caller that already holds the locks hands them over
+    own = config(tmp_path, [scripted_device("dev")])
+    with lock_campaign(tmp_path, own.devices, own.campaign_id) as locks:
+        summary = run_campaign(own, agent_factory=scripted_factory(), locks=locks)
+        assert summary.devices[0].measured == 7
+        with pytest.raises(ValueError, match="not held for campaign"):
+            run_campaign(config(tmp_path, [scripted_device("dev")]), agent_factory=scripted_factory(), locks=locks)
