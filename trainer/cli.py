@@ -15,6 +15,9 @@ add-a-device loop call directly::
 ``evaluate`` ``--targets``) with HELP's NAS-Bench-201 / FBNet device split, and
 ``--source-samples`` with HELP's published per-source counts (900 / 4,000;
 lowered to the archs the sources share where a store holds fewer).
+``--store`` may be repeated (the local store and one ``farm pull`` brought
+from a cluster, say): the rows of all of them are read as one store, each
+measurement once by ``measurement_id``.
 ``--json`` prints one JSON object describing what was done on stdout; the human
 lines then go to stderr. ``predict --out -`` writes CSV to stdout, an ``--out``
 ending in ``.csv`` writes CSV, anything else Parquet.
@@ -112,7 +115,9 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_store_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", required=True, type=Path, metavar="DIR", help="farm store folder to read rows from")
+    parser.add_argument("--store", required=True, type=Path, action="append", metavar="DIR",
+                        help="farm store folder to read rows from; repeat to read several as one "
+                             "(their union, each measurement once by measurement_id)")
     parser.add_argument(
         "--include-unstable", action="store_true",
         help="also learn from rows the farm flagged unstable (confidence interval wider than the device's max_ci after its repeats); default: ok rows only",

@@ -2,7 +2,8 @@
 
 A *target* is a (device, runtime, batch_size) configuration (DESIGN.md), plus
 the input size where a device was measured at several. :func:`load_table`
-reads the rows of one search space and pivots those with an eligible status
+reads the rows of one search space (from one store, or the union of several,
+each measurement once by ``measurement_id``) and pivots those with an eligible status
 (``ok`` by default) into a :class:`TargetTable`: one column of latencies (ms)
 per target, indexed by the canonical arch string, NaN where that arch was not
 measured on that target. Repeated measurements of one arch on one target are
@@ -43,7 +44,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -263,33 +264,82 @@ def store_spaces(root: str | os.PathLike[str]) -> list[str]:
     return sorted(p.name.split("=", 1)[1] for p in path.glob("search_space=*") if p.is_dir())
 
 
-def load_table(store: Store | str | os.PathLike[str], space: str, *, statuses: Sequence[str] = ("ok",)) -> TargetTable:
-    """Read ``space``'s rows from a store and pivot those with a status in ``statuses``.
+#: One store: a :class:`~farm.store.Store` or its folder.
+StoreLike = Union[Store, str, "os.PathLike[str]"]
 
-    Target names and defaults come from all rows and the store's device records
-    (:mod:`farm.device_records`), so they are the same whatever ``statuses`` is.
-    Raises :class:`DataError` when the store does not exist, is empty, or holds
-    other search spaces only (the message names the ones it holds).
+
+def load_table(
+    store: StoreLike | Sequence[StoreLike], space: str, *, statuses: Sequence[str] = ("ok",)
+) -> TargetTable:
+    """Read ``space``'s rows from one store, or the union of several, and pivot those with a status in ``statuses``.
+
+    Several stores (``trainer pretrain --store a --store b``: e.g. the local
+    store and one brought home from a cluster's head) are read as one: a
+    measurement held by more than one of them (same ``measurement_id``, as
+    after ``farm pull``) counts once. Target names and defaults come from all
+    rows and the stores' device records (:mod:`farm.device_records`; the
+    newest record of a device wins), so they are the same whatever
+    ``statuses`` is. Raises :class:`DataError` when a store does not exist
+    or cannot be read, when they are all empty, or when they hold other search
+    spaces only (the message names the ones they hold).
     """
-    store = store if isinstance(store, Store) else Store(store)
-    origin = str(store.root)
-    if not store.root.is_dir():
-        raise DataError(f"{origin}: no such store directory; pass --store DIR of a farm store")
-    try:
-        frame = store.read(search_space=space, columns=_READ_COLUMNS)
-    except StoreError as error:
-        raise DataError(f"{origin}: cannot read the store ({error}); check the directory is a farm store") from None
+    stores = _as_stores(store)
+    origin = " + ".join(str(s.root) for s in stores)
+    frames = [_read_store(s, space) for s in stores]
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    frame = frame.drop_duplicates("measurement_id", keep="first").drop(columns=["measurement_id"])
     if not frame["status"].isin(list(statuses)).any():
-        held = store_spaces(store.root)
+        held = sorted({name for s in stores for name in store_spaces(s.root)})
         if not held:
             raise DataError(
-                f"{origin}: the store is empty; add rows with `farm import FILE --store {origin}` or measure first"
+                f"{origin}: the store is empty; add rows with `farm import FILE --store {stores[0].root}` or measure first"
             )
         raise DataError(
             f"{origin}: no {'/'.join(statuses)} rows for search space {space!r}; the store holds "
             f"{', '.join(held)}: pass --space accordingly (or a predictor trained on that space)"
         )
-    return TargetTable.from_long(frame, space, origin=origin, statuses=statuses, records=read_records(store.root))
+    records = newest_records([read_records(s.root) for s in stores])
+    return TargetTable.from_long(frame, space, origin=origin, statuses=statuses, records=records)
+
+
+def _as_stores(store: StoreLike | Sequence[StoreLike]) -> list[Store]:
+    """One :class:`Store` per distinct folder, in the order given."""
+    given = [store] if isinstance(store, (Store, str, os.PathLike)) else list(store)
+    if not given:
+        raise DataError("no store given; pass --store DIR of a farm store")
+    stores: dict[Path, Store] = {}
+    for item in given:
+        one = item if isinstance(item, Store) else Store(item)
+        stores.setdefault(one.root.resolve(), one)
+    return list(stores.values())
+
+
+def _read_store(store: Store, space: str) -> pd.DataFrame:
+    """``space``'s rows of one store (and their ``measurement_id``), or :class:`DataError` naming the store."""
+    origin = str(store.root)
+    if not store.root.is_dir():
+        raise DataError(f"{origin}: no such store directory; pass --store DIR of a farm store")
+    try:
+        return store.read(search_space=space, columns=[*_READ_COLUMNS, "measurement_id"])
+    except StoreError as error:
+        raise DataError(f"{origin}: cannot read the store ({error}); check the directory is a farm store") from None
+
+
+def newest_records(stores: Sequence[Mapping[str, DeviceRecord]]) -> dict[str, DeviceRecord]:
+    """The device records of several stores joined; where two hold a device, the newer ``updated_at`` wins.
+
+    Example:
+        >>> old = DeviceRecord("pi", "ssh", None, ("torch",), (1,), 4, None, "2026-01-01T00:00:00+00:00")
+        >>> new = dataclasses.replace(old, runtimes=("tflite",), updated_at="2026-02-01T00:00:00+00:00")
+        >>> newest_records([{"pi": new}, {"pi": old}])["pi"].runtimes
+        ('tflite',)
+    """
+    joined: dict[str, DeviceRecord] = {}
+    for records in stores:
+        for device, record in records.items():
+            if device not in joined or record.updated_at > joined[device].updated_at:
+                joined[device] = record
+    return joined
 
 
 # ---------------------------------------------------------------- normalisation
@@ -336,7 +386,9 @@ __all__ = [
     "choose",
     "fit_scalers",
     "load_table",
+    "newest_records",
     "snapshot_hash",
     "split",
+    "StoreLike",
     "store_spaces",
 ]

@@ -298,3 +298,25 @@ def test_task_preset_uses_the_published_source_sample_count(capsys, store_dir, t
     args = cli.build_parser().parse_args(["pretrain", "--store", "s", "--task", "ND", "--source-samples", "7", "--out", "o"])
     cli._apply_task(args, with_targets=False)
     assert (args.source_samples, args.preset_samples) == (7, False)
+
+
+def test_several_store_options_are_read_as_their_union(capsys, store_dir, tmp_path):
+    """Issue 12: `--store local --store pulled` sees every row of both, each measurement once."""
+    rows = Store(store_dir).read()
+    local, pulled = Store(tmp_path / "local"), Store(tmp_path / "pulled")
+    local.append(rows[rows["device"].isin(["1080ti_1", "pixel3"])])
+    pulled.append(rows[rows["device"].isin(["pixel3", "gold_6226", "pixel2"])])  # pixel3 is in both
+    both = ["--store", str(local.root), "--store", str(pulled.root)]
+    code, _, err = run(capsys, "pretrain", "--store", str(local.root), "--space", "nasbench201",
+                       "--sources", "1080ti_1,pixel3,gold_6226", "--method", "layerwise", "--out", str(tmp_path / "p0"))
+    assert code == 2 and "gold_6226" in err  # one store alone lacks a source
+    code, _, err = run(capsys, "pretrain", *both, "--space", "nasbench201", "--sources", "1080ti_1,pixel3,gold_6226",
+                       "--method", "layerwise", "--out", str(tmp_path / "p"))
+    assert code == 0, err
+    pretrain(capsys, store_dir, tmp_path / "reference")
+    sources = registry.read_manifest(tmp_path / "p")["samples"]["sources"]
+    assert sources == registry.read_manifest(tmp_path / "reference")["samples"]["sources"]
+    code, out, err = run(capsys, "transfer", "--predictor", str(tmp_path / "p"), *both, "--target", "pixel2",
+                         "--out", str(tmp_path / "p2"), "--json")
+    assert code == 0, err
+    assert json.loads(out)["samples"] == len(rows[rows["device"] == "pixel2"])

@@ -155,3 +155,31 @@ def test_a_corrupt_device_record_is_a_one_line_user_error(tmp_path):
     (tmp_path / "_devices" / "pi.json").write_text('{"device": "pi", "kind": "ssh", "runtimes": [], "batch_sizes": [1]}')
     with pytest.raises(DeviceRecordError, match=r"pi.json: field 'runtimes': expected a non-empty list"):
         load_table(tmp_path, "nasbench201")
+
+
+def test_several_stores_read_as_their_union_each_measurement_once(tmp_path, store_dir):
+    """Issue 12: the local store and one pulled from a head, overlapping, read as one; a duplicate counts once."""
+    rows = Store(store_dir).read()
+    local, pulled = Store(tmp_path / "local"), Store(tmp_path / "pulled")
+    local.append(rows[rows["device"] != "pixel2"])
+    pulled.append(rows[rows["device"].isin(["pixel2", "raspi4"])])  # raspi4's rows are in both
+    alone = load_table(local.root, "nasbench201")
+    both = load_table([local.root, pulled.root, local.root], "nasbench201")
+    assert "pixel2" not in alone.names()
+    expected = load_table(store_dir, "nasbench201")
+    pd.testing.assert_frame_equal(both.latencies, expected.latencies)
+    assert both.choice("raspi4").used_rows == expected.choice("raspi4").used_rows == len(expected.series("raspi4"))
+    assert both.origin == f"{local.root} + {pulled.root}"
+
+
+def test_several_stores_join_device_records_newest_first_and_name_a_missing_one(tmp_path):
+    first, second = Store(tmp_path / "a"), Store(tmp_path / "b")
+    first.append([_row("pi", ARCH_A, 1.0, runtime="torch"), _row("pi", ARCH_A, 2.0, runtime="tflite")])
+    second.append([_row("pi", ARCH_B, 1.5, runtime="torch")])
+    write_record(first.root, DeviceRecord("pi", "ssh", None, ("torch", "tflite"), (1,), 4, None, "2026-01-01T00:00:00+00:00"))
+    write_record(second.root, DeviceRecord("pi", "ssh", None, ("tflite", "torch"), (1,), 4, None, "2026-03-01T00:00:00+00:00"))
+    table = load_table([first.root, second.root], "nasbench201")
+    assert table.resolve("pi") == "pi:tflite:b1"  # the newer record's first runtime is the default target
+    assert sorted(table.series("pi:torch:b1").index) == sorted([ARCH_A, ARCH_B])
+    with pytest.raises(DataError, match=f"{tmp_path / 'missing'}: no such store directory"):
+        load_table([first.root, tmp_path / "missing"], "nasbench201")
