@@ -46,6 +46,31 @@ def test_every_host_offers_its_devices_as_custom_resources(cluster_config: dict)
     assert "--head" in starts[0] and "$RAY_HEAD_IP" in starts[1]
 
 
+def test_every_ray_start_requires_the_token_and_uses_the_clusters_own_temp_dir(cluster_config: dict) -> None:
+    for commands in (cluster_config["head_start_ray_commands"], cluster_config["worker_start_ray_commands"]):
+        starts = [c for c in commands if "ray start" in c]
+        assert all("RAY_AUTH_MODE=token ray start" in c and '--temp-dir="$HOME/.latfarm/ray"' in c for c in starts)
+        # stop only this cluster's Ray (by its temp dir), never a bare `ray stop`
+        assert commands[0] == "python -m farm.ray_stop --temp-dir ~/.latfarm/ray"
+        assert not any(c.strip().startswith("ray stop") for c in commands)
+
+
+def test_the_token_made_on_the_head_is_synced_to_the_workers(cluster_config: dict) -> None:
+    assert cluster_config["cluster_synced_files"] == ["~/.ray/auth_token"]
+    assert cluster_config["head_setup_commands"] == ["bash ~/latfarm/deploy/cluster-host-setup.sh head"]
+    assert cluster_config["worker_setup_commands"] == ["bash ~/latfarm/deploy/cluster-host-setup.sh worker"]
+    script = (REPO / "deploy" / "cluster-host-setup.sh").read_text()
+    assert "ray\" get-auth-token --generate" in script and "umask 077" in script
+    result = subprocess.run(["bash", "-n", str(REPO / "deploy" / "cluster-host-setup.sh")], capture_output=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_only_head_ip_worker_ips_and_auth_are_site_specific(cluster_config: dict) -> None:
+    """Everything else refers to paths ray up itself creates (~/latfarm, ~/.latfarm, ~/.ray)."""
+    text = yaml.safe_dump({k: v for k, v in cluster_config.items() if k not in ("provider", "auth")})
+    assert "192.168." not in text and "/home/" not in text and "/root" not in text
+
+
 def test_node_resources_match_inventory_nodes(tmp_path: Path) -> None:
     inventory_text = """
 devices:
