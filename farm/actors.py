@@ -2,10 +2,23 @@
 
 :class:`DeviceWorker` is plain Python (testable without Ray); :func:`start_actor`
 wraps it as a Ray actor with ``max_concurrency=1``, so no two jobs ever share
-a device. When the inventory names the Ray ``node`` a device is attached to,
-the actor asks for the custom resource ``device:<name>``, which only that node
-offers (``ray start --resources='{"device:rpi4-a": 1}'``): the actor then runs
-next to its device.
+a device. Placement is explicit for every device:
+
+- When the inventory names the Ray ``node`` a device is attached to, the actor
+  asks for the custom resource ``device:<name>``, which only that node offers
+  (``ray start --resources='{"device:rpi4-a": 1}'``): the actor runs next to
+  its device.
+- A device with no ``node`` is driven by the head, where ``measure.py`` runs
+  and where :func:`farm.inventory.load` checked its files (replay table, SSH
+  and adb keys): its actor asks for a sliver of ``node:__internal_head__``, the
+  resource Ray gives the head node alone (``farm.node_resources.on_head``; Ray
+  Serve and Ray Train pin their head-only actors the same way). A plain local ``ray.init()`` is its own head,
+  so nothing changes on one machine. A ``cpu`` or ``cuda`` device without
+  ``node`` therefore measures the head's own CPU or GPU, never a worker's.
+
+:func:`wait_for_device_nodes` waits, up to a timeout, for the nodes that offer
+the devices' resources to join, and names the devices whose node never did,
+so a campaign reports them instead of waiting on an actor that cannot be placed.
 
 A job goes through the stages *connect* (create the agent and probe it, once,
 and again after a retryable failure), *prepare* (per artifact; a rejected
@@ -17,8 +30,10 @@ each job in the rows. Errors come back inside the :class:`~farm.jobs.JobResult`,
 typed, never raised, so the driver decides about retries.
 
 Example:
-    >>> actor_options_for(kind="replay", threads=1, node=None, name="pixel2-replay")
-    {'num_cpus': 0, 'max_concurrency': 1, 'max_restarts': 0}
+    >>> actor_options_for(kind="replay", threads=1, node="usb-hub", name="pixel2-replay")
+    {'num_cpus': 0, 'max_concurrency': 1, 'max_restarts': 0, 'resources': {'device:pixel2-replay': 1}}
+    >>> actor_options_for(kind="cpu", threads=2, node=None, name="cpu-local")["resources"]
+    {'node:__internal_head__': 0.001}
 """
 
 from __future__ import annotations
@@ -28,7 +43,7 @@ import socket
 import time
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import ray
 
@@ -36,6 +51,7 @@ from agents.base import Agent, AgentError, ArtifactRejected, Artifact
 from agents.telemetry import Telemetry
 from farm.builds import materialize
 from farm.jobs import BuildResult, Job, JobResult, failed_row, measured_row
+from farm.node_resources import device_resource, on_head
 
 if TYPE_CHECKING:
     from farm.inventory import Device
@@ -46,26 +62,68 @@ logger = logging.getLogger(__name__)
 AgentFactory = Callable[["Device", str], Agent]
 
 
-def device_resource(name: str) -> str:
-    """The Ray custom resource a device's node offers: ``device:<name>``."""
-    return f"device:{name}"
+#: How long :func:`wait_for_device_nodes` waits by default for a device's node to join the cluster.
+NODE_JOIN_TIMEOUT_S = 60.0
 
 
 def actor_options_for(*, kind: str, threads: int, node: str | None, name: str) -> dict[str, Any]:
-    """Ray actor options for a device.
+    """Ray actor options for a device: its CPUs and where it runs.
 
     A ``cpu`` device measures on the cores of its own node, so its actor holds
     ``threads`` CPUs and build tasks do not run beside a measurement there.
-    Other devices are remote hardware: their actors hold no CPU.
+    Other devices are remote hardware: their actors hold no CPU. With ``node``
+    the actor needs ``device:<name>`` (only that node offers it); without, it
+    runs on the head (:func:`on_head`).
     """
     options: dict[str, Any] = {
         "num_cpus": threads if kind == "cpu" else 0,
         "max_concurrency": 1,
         "max_restarts": 0,
+        "resources": {device_resource(name): 1} if node else on_head(),
     }
-    if node:
-        options["resources"] = {device_resource(name): 1}
     return options
+
+
+def missing_device_nodes(devices: Iterable["Device"], cluster_resources: Mapping[str, float]) -> list[str]:
+    """Names of the devices with a ``node`` whose ``device:<name>`` no node of the cluster offers.
+
+    Example:
+        >>> from farm.inventory import Device
+        >>> devices = [Device(name="pi-a", kind="cpu", node="pi-host"), Device(name="cpu-local", kind="cpu")]
+        >>> missing_device_nodes(devices, {"CPU": 2.0})
+        ['pi-a']
+        >>> missing_device_nodes(devices, {"CPU": 2.0, "device:pi-a": 1.0})
+        []
+    """
+    return [d.name for d in devices if d.node and cluster_resources.get(device_resource(d.name), 0) < 1]
+
+
+def wait_for_device_nodes(
+    devices: Iterable["Device"],
+    timeout_s: float = NODE_JOIN_TIMEOUT_S,
+    *,
+    poll_s: float = 0.5,
+    cluster_resources: Callable[[], Mapping[str, float]] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[str]:
+    """Wait up to ``timeout_s`` for every device's node to offer ``device:<name>``; return the names still missing.
+
+    Devices without ``node`` run on the head and are never missing. Worker nodes
+    join a cluster after its head (``ray up`` starts them one by one), so a
+    campaign started right after ``ray up`` waits for them here; a node that
+    never joins costs ``timeout_s`` once, for all devices together, and its
+    devices are named, not waited on forever. ``cluster_resources`` defaults to
+    ``ray.cluster_resources`` (Ray must be connected).
+    """
+    wanted = [d for d in devices if d.node]
+    read = cluster_resources or ray.cluster_resources
+    deadline = clock() + timeout_s
+    while True:
+        missing = missing_device_nodes(wanted, read())
+        if not missing or clock() >= deadline:
+            return missing
+        sleep(max(0.0, min(poll_s, deadline - clock())))
 
 
 def _describe(error: BaseException) -> str:
@@ -111,6 +169,10 @@ class DeviceWorker:
     def ready(self) -> str:
         """The Ray node host this actor runs on (a cheap call to wait for placement)."""
         return socket.gethostname()
+
+    def node_id(self) -> str:
+        """The Ray node id this actor runs on (hex, as in ``ray.nodes()``); where it was placed."""
+        return ray.get_runtime_context().get_node_id()
 
     def start(self) -> dict[str, Any]:
         """Connect to the device before the first job: ``{"error", "retryable"}`` (never raises).
@@ -241,7 +303,7 @@ def start_actor(
     agent_factory: AgentFactory | None = None,
     artifact_dir: str | None = None,
 ) -> "ray.actor.ActorHandle":
-    """Create the Ray actor for ``device`` (placed on its node when the inventory names one)."""
+    """Create the Ray actor for ``device``: on its node when the inventory names one, else on the head."""
     options = actor_options_for(kind=device.kind, threads=device.threads, node=device.node, name=device.name)
     return DeviceActor.options(**options).remote(
         device, campaign_id, protocol, agent_factory=agent_factory, artifact_dir=artifact_dir

@@ -11,6 +11,13 @@ wrong and what to do, plus the YAML line where it can tell::
 
 Relative ``replay.table`` paths are resolved against the inventory's folder.
 
+Beyond the connection sections: ``cuda: {index: N}`` is also accepted on an
+``ssh`` device (a Jetson): its TorchScript models run on the board's GPU
+``cuda:N`` (``agents.ssh``; refused unless ``torchscript`` is among its
+runtimes). ``tflite_layout`` (``nchw``, the default, or ``nhwc``) is the input
+layout its ``.tflite`` files are built with (``farm.builds``; refused unless
+``tflite`` is among its runtimes).
+
 Everything that can be checked without the device is checked here, so a
 mistake is one line and exit 2 before Ray starts, never a ``failed`` row
 written when the device connects: an ``adb:`` section with neither ``serial``
@@ -61,13 +68,17 @@ DEFAULT_PATH = "inventory.yaml"
 DeviceKind = Literal["cpu", "cuda", "ssh", "adb", "replay"]
 Runtime = Literal["torch", "torchscript", "tflite", "executorch"]
 ProtocolName = Literal["interleaved", "help", "latbench"]
+#: Input layout of ``.tflite`` files: NCHW as the torch model takes it, or channels-last (NHWC).
+TFLiteLayout = Literal["nchw", "nhwc"]
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9._-]*")
 #: A CPU mask as ``taskset`` takes it: hex digits, optionally after ``0x``.
 HEX_MASK = re.compile(r"(0x)?[0-9a-fA-F]{1,64}")
 
-#: Connection sections, each named after the only kind that uses it (cuda's is optional: index 0).
+#: Connection sections, each named after the kind that uses it (cuda's is optional: index 0).
 CONNECTION_SECTIONS: tuple[str, ...] = ("ssh", "adb", "replay", "cuda")
+#: Kinds that may carry a section besides their own: ``cuda`` on ``ssh`` picks the board's GPU (a Jetson).
+_ALSO_ALLOWED = {"cuda": {"ssh"}}
 _REQUIRED_SECTION = {"ssh", "adb", "replay"}
 _SECTION_HELP = {
     "ssh": "an `ssh:` section with host and user",
@@ -196,7 +207,8 @@ class ReplayConfig(_Model):
 
 
 class CUDAConfig(_Model):
-    """Which local GPU (``torch.device(f"cuda:{index}")``)."""
+    """Which GPU: for kind ``cuda`` one of this host's (``torch.device(f"cuda:{index}")``); on an ``ssh``
+    device the board's own (a Jetson), where TorchScript models run on ``cuda:<index>``."""
 
     index: int = Field(default=0, ge=0)
 
@@ -217,6 +229,7 @@ class Device(_Model):
     threads: int = Field(default=1, ge=1)
     input_size: int | None = Field(default=None, ge=1)
     node: str | None = None
+    tflite_layout: TFLiteLayout = "nchw"
     protocol: ProtocolSettings = Field(default_factory=ProtocolSettings)
     hygiene: Hygiene = Field(default_factory=Hygiene)
     ssh: SSHConfig | None = None
@@ -257,12 +270,24 @@ class Device(_Model):
     @model_validator(mode="after")
     def _connection_matches_kind(self) -> "Device":
         for section in CONNECTION_SECTIONS:
-            if getattr(self, section) is not None and self.kind != section:
+            allowed = {section} | _ALSO_ALLOWED.get(section, set())
+            if getattr(self, section) is not None and self.kind not in allowed:
+                kinds = " or ".join(sorted(allowed))
                 raise _FieldProblem(
-                    section, f"only used with kind {section}, but kind is {self.kind}; remove it or set kind: {section}"
+                    section, f"only used with kind {kinds}, but kind is {self.kind}; remove it or set kind: {section}"
                 )
         if self.kind in _REQUIRED_SECTION and getattr(self, self.kind) is None:
             raise _FieldProblem(self.kind, f"missing: kind {self.kind} needs {_SECTION_HELP[self.kind]}")
+        if self.kind == "ssh" and self.cuda is not None and "torchscript" not in self.runtimes:
+            raise _FieldProblem(
+                "cuda", "on an ssh device only TorchScript runs on the board's GPU, and runtimes lists no "
+                "torchscript; add torchscript to runtimes or remove cuda"
+            )
+        if self.tflite_layout != "nchw" and "tflite" not in self.runtimes:
+            raise _FieldProblem(
+                "tflite_layout", f"{self.tflite_layout} only applies to the tflite runtime, which runtimes does not "
+                "list; add tflite to runtimes or remove tflite_layout"
+            )
         if self.kind == "cuda" and self.cuda is None:
             object.__setattr__(self, "cuda", CUDAConfig())
         return self

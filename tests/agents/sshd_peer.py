@@ -4,12 +4,19 @@ It runs ``/usr/sbin/sshd -D -e -f CONFIG`` with a generated host key and an
 authorized_keys file for a generated client key, in a temp directory
 (``StrictModes no`` because that directory is world-readable, ``UsePAM no``
 so no system login stack is involved). It is stopped by its PID.
+
+:func:`hostile_board_python` makes the *simulation* of a hostile or broken board: an
+``ssh.python`` that runs the real runner but reports the thermal zones a test asks for,
+or answers with the raw lines a test asks for.
 """
 
 from __future__ import annotations
 
 import getpass
+import json
 import os
+import shlex
+import sys
 import shutil
 import signal
 import socket
@@ -19,6 +26,53 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SSHD = Path("/usr/sbin/sshd")
+
+HOSTILE_BOARD = '''
+"""Simulation of a hostile or broken board: the real runner, with the thermal zones and answers a test asks for.
+
+argv: PLAN.json -c SCRIPT ARGS (what the SSH agent runs as ``python -c``). The plan's ``thermal_c`` replaces
+the zones the runner reads; ``lies`` maps ``hello`` (the greeting) or ``reply`` (the first job's answer) to the
+raw line sent instead (a string, or [piece, count] for piece * count), for the first runner started only.
+"""
+import json, os, pathlib, sys
+plan_path = pathlib.Path(sys.argv[1])
+plan = json.loads(plan_path.read_text())
+if "hashlib.sha256(source)" not in sys.argv[3]:  # not the runner boot (the workdir check): run it as python would
+    script, sys.argv = sys.argv[3], ["-c", *sys.argv[4:]]
+    exec(script, {"__name__": "__main__"})
+    sys.exit(0)
+runner_path, rest = sys.argv[4], sys.argv[6:]
+namespace = {"__name__": "runner", "__file__": runner_path}
+exec(compile(open(runner_path).read(), runner_path, "exec"), namespace)
+if "thermal_c" in plan:
+    namespace["thermal_zones"] = lambda: dict(plan["thermal_c"])
+marker = plan_path.with_name(plan_path.name + ".lied")
+lies = {} if marker.exists() else plan.get("lies", {})
+if lies:
+    marker.write_text("the first runner lied")
+
+
+def channel():
+    sys.stdout.flush()
+    result_fd = os.dup(1)
+    os.dup2(2, 1)
+    sent = []
+
+    def write(result):
+        lie = lies.get("reply" if sent else "hello")
+        sent.append(1)
+        if isinstance(lie, list):
+            lie = lie[0] * lie[1]
+        data = ((json.dumps(result) if lie is None else lie) + "\\n").encode()
+        while data:
+            data = data[os.write(result_fd, data):]
+
+    return write
+
+
+namespace["_result_channel"] = channel
+sys.exit(namespace["main"](rest))
+'''
 
 
 class SSHDUnavailable(RuntimeError):
@@ -142,6 +196,18 @@ def start_sshd(root: Path) -> SSHDaemon:
         )
     )
     return daemon.start()
+
+
+def hostile_board_python(root: Path, plan: dict) -> str:
+    """An ``ssh.python`` command for the hostile-board simulation (:data:`HOSTILE_BOARD`) following ``plan``.
+
+    ``plan``: ``thermal_c`` (zone -> value, NaN and inf allowed) and/or ``lies`` (``hello`` / ``reply`` -> raw line).
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    script, plan_file = root / "hostile_board.py", root / "hostile_board_plan.json"
+    script.write_text(HOSTILE_BOARD)
+    plan_file.write_text(json.dumps(plan))
+    return " ".join(shlex.quote(word) for word in (sys.executable, str(script), str(plan_file)))
 
 
 def free_port() -> int:

@@ -13,7 +13,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agents.base import RunFailed
-from agents.runner_result import decode_runner_line, parse_runner_line, parse_runner_result
+from agents.runner_result import (
+    DeviceSetupError,
+    MalformedResult,
+    RunnerDied,
+    decode_runner_line,
+    parse_runner_line,
+    parse_runner_result,
+    runner_exit_error,
+)
 
 RUNNER = Path(__file__).resolve().parents[2] / "agents" / "runner.py"
 GOOD_RUN: dict[str, Any] = {
@@ -75,6 +83,7 @@ def broken(path: list[Any], value: Any) -> dict[str, Any]:
     (["samples_ms", 0, 0], True, "a number, not bool"),
     (["errors", 1], "boom", "errors[1]: an object, not str"),
     (["errors", 1], {"stage": "run", "kind": "failed", "message": None}, "errors[1].message"),
+    (["errors", 1], {"stage": "run", "kind": "failed"}, "errors[1].message: missing"),
     (["facts"], [], "facts: an object, not list"),
     (["facts", "cpufreq", "0"], "fast", "facts.cpufreq.0"),
     (["facts", "online_cores"], list(range(5000)), "more than 4096"),
@@ -84,7 +93,7 @@ def broken(path: list[Any], value: Any) -> dict[str, Any]:
     (["mode"], "probe", "answered a run job"),
 ])
 def test_malformed_results_are_a_typed_retryable_run_failed(path: list[Any], value: Any, words: str) -> None:
-    with pytest.raises(RunFailed) as raised:
+    with pytest.raises(MalformedResult) as raised:
         parse_runner_result(broken(path, value), device="pi4", mode="run", artifacts=2)
     assert words in str(raised.value) and raised.value.retryable and "\n" not in str(raised.value)
 
@@ -101,6 +110,28 @@ def test_malformed_results_are_a_typed_retryable_run_failed(path: list[Any], val
 def test_lines_that_are_no_result_are_a_typed_run_failed(line: str, words: str) -> None:
     with pytest.raises(RunFailed, match=words.replace("(", r"\(")):
         parse_runner_line(line, device="pi4", mode="hello")
+
+
+def test_a_result_that_says_it_failed_is_a_plain_run_failed_not_a_malformed_one() -> None:
+    """The agent keeps a runner that reported a failure, and restarts one that sent something malformed."""
+    with pytest.raises(RunFailed, match="the runner failed: runner crashed") as raised:
+        parse_runner_line('{"ok": false, "error": "runner crashed: MemoryError"}', device="pi4", mode="run")
+    assert not isinstance(raised.value, MalformedResult)
+    with pytest.raises(MalformedResult, match="more than any result"):
+        decode_runner_line(" " * (16 * 1024 * 1024 + 1), device="pi4")
+
+
+@pytest.mark.parametrize("status, stderr, starting, kind, words", [
+    (127, "sh: 1: python9: not found", True, DeviceSetupError, "command not found (sh: 1: python9: not found)"),
+    (1, "taskset: failed to set pid's affinity\nsecond", True, DeviceSetupError, "affinity\\nsecond"),
+    (139, "Segmentation fault", False, RunnerDied, "died during a run job (exit status 139): Segmentation fault"),
+    (137, "", False, RunnerDied, "(exit status 137): no output"),
+])
+def test_a_runner_that_ended_without_a_result_is_typed(status: int, stderr: str, starting: bool, kind: type,
+                                                       words: str) -> None:
+    error = runner_exit_error("pi4", status, stderr, "python3", starting=starting, mode="run")
+    assert type(error) is kind and words in str(error) and "\n" not in str(error)
+    assert error.retryable is (kind is RunnerDied)
 
 
 def test_non_finite_temperatures_pass_for_telemetry_to_judge() -> None:

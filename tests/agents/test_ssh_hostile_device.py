@@ -1,21 +1,34 @@
-"""Issue 13, class 1: a shared board cannot make the SSH agent run someone else's code (real sshd, real runner).
+"""Issue 13, classes 1, 3 and 4 on the SSH path: a hostile or broken board, reached through a real sshd.
 
-The workdir must be a private folder of the login user; nothing on the device is reused by its size; a planted
-``.part`` symlink is never followed; the runner and every artifact are checked by sha256 right before use.
+Class 1: a shared board cannot make the SSH agent run someone else's code. The workdir must be a private
+folder of the login user; nothing on the device is reused by its size; a planted ``.part`` symlink is never
+followed; the runner and every artifact are checked by sha256 right before use.
+
+Class 3: whatever the runner answers (wrong types, missing keys, deeply nested JSON, inf, a line longer
+than any result) is a typed, retryable ``MalformedResult``; the runner is stopped and the next call works.
+
+Class 4: a thermal zone reading NaN, inf or -9999.9 is dropped: it never disables the cool-down while a
+hot zone is present, and the run record names what it dropped.
+
+Simulated (and named so): the hostile board, an ``ssh.python`` wrapper around the real runner
+(``sshd_peer.hostile_board_python``) that reports the zones or answers the lines a test asks for.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import sys
 from pathlib import Path
 
 import pytest
 
-from agents.base import ArtifactRejected, Burst
-from agents.ssh import RUNNER_SOURCE, DeviceSetupError, SSHAgent
-from tests.agents.test_ssh import settings_for
+from agents.base import ArtifactRejected, Burst, DeviceUnavailable
+from agents.runner_result import MAX_LINE_CHARS
+from agents.ssh import RUNNER_SOURCE, DeviceSetupError, HygieneSettings, MalformedResult, SSHAgent
+from tests.agents.conftest import sshd_peer
+from tests.agents.test_ssh import _runners, settings_for
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -87,3 +100,68 @@ def test_a_runner_swapped_on_the_device_is_never_started(sshd, tmp_path: Path, t
         with pytest.raises(DeviceSetupError, match="does not match its sha256"):
             agent.run([tiny_torchscript[0]], [Burst(0, 1, 3)])
     assert not canary.exists()
+
+
+def hostile_agent(sshd, tmp_path: Path, plan: dict, *, campaign_id: str, **hygiene: float) -> SSHAgent:
+    python = sshd_peer.hostile_board_python(tmp_path / "board", plan)
+    return SSHAgent(settings_for(sshd, tmp_path, python=python), campaign_id=campaign_id,
+                    hygiene=HygieneSettings(**hygiene))
+
+
+@pytest.mark.parametrize(
+    ("lies", "words"),
+    [
+        ({"hello": '{"ok": true, "pid": "1; rm -rf ~"}'}, "hello result is malformed: pid: an integer, not str"),
+        ({"hello": "[" * 100_000}, "not JSON (nested too deeply)"),
+        ({"reply": '{"ok": true, "mode": "temperatures", "thermal_c": [95]}'}, "thermal_c: an object, not list"),
+        ({"reply": '{"ok": true, "mode": "temperatures"}'}, "thermal_c: missing"),
+        ({"reply": '{"ok": true, "mode": "temperatures", "thermal_c": {"cpu": "hot"}}'}, "thermal_c.cpu: a number"),
+        ({"reply": '{"ok": true, "mode": "probe", "thermal_c": {}}'}, "answered a temperatures job with a 'probe'"),
+        ({"reply": '{"ok": true, "mode": "temperatures", "thermal_c": {"cpu": ' + "9" * 5000 + "}}"}, "not JSON"),
+        ({"reply": ["x", MAX_LINE_CHARS + 10]}, f"a line of more than {MAX_LINE_CHARS} bytes"),
+    ],
+    ids=["hello-pid-str", "hello-nested", "zones-list", "zones-missing", "zone-str", "wrong-mode", "huge-int",
+         "huge-line"],
+)
+def test_a_malformed_answer_is_a_typed_retryable_error_and_the_next_runner_works(sshd, tmp_path: Path, lies, words) -> None:
+    campaign = "c-lies"
+    with hostile_agent(sshd, tmp_path, {"lies": lies}, campaign_id=campaign) as agent:
+        with pytest.raises(MalformedResult) as caught:
+            agent.temperature_c()
+        assert words in str(caught.value) and caught.value.retryable and "\n" not in str(caught.value)
+        assert str(caught.value).startswith("device '127.0.0.1': ")
+        assert agent.temperature_c() is None  # a fresh runner answers honestly (this VM has no thermal zone)
+        assert len(_runners(f"{tmp_path}/remote/{campaign}/runner-")) == 1  # the lying one was stopped
+
+
+def test_a_run_result_with_infinite_or_missing_samples_is_refused(sshd, tmp_path: Path, tiny_torchscript) -> None:
+    lie = '{"ok": true, "mode": "run", "samples_ms": [[1.0, Infinity]], "errors": [null]}'
+    with hostile_agent(sshd, tmp_path, {"lies": {"reply": lie}}, campaign_id="c-inf") as agent:
+        with pytest.raises(MalformedResult, match=r"samples_ms\[0\]\[1\]: inf is not finite"):
+            agent.run([tiny_torchscript[0]], [Burst(0, 1, 3)])
+    lie = '{"ok": true, "mode": "check", "errors": [{"stage": "load", "kind": "rejected"}]}'
+    with hostile_agent(sshd, tmp_path / "2", {"lies": {"reply": lie}}, campaign_id="c-check") as agent:
+        with pytest.raises(MalformedResult, match=r"errors\[0\]\.message: missing"):
+            agent.prepare(tiny_torchscript[0])
+
+
+def test_a_nan_zone_does_not_disable_the_cool_down_while_a_zone_reads_95_c(sshd, tmp_path: Path) -> None:
+    plan = {"thermal_c": {"a": math.nan, "b": 95.0}}
+    with hostile_agent(sshd, tmp_path, plan, campaign_id="c-hot", max_temperature_c=70.0, cooldown_timeout_s=1.0,
+                       poll_s=0.2) as agent:
+        assert agent.temperature_c() == 95.0
+        with pytest.raises(DeviceUnavailable, match="still 95.0 C after") as caught:
+            agent.cool_down()
+        assert caught.value.retryable
+        assert agent.last_cooldown.start_c == 95.0 and agent.last_cooldown.timed_out
+
+
+def test_impossible_zones_are_dropped_and_named_in_the_run_record(sshd, tmp_path: Path, tiny_torchscript) -> None:
+    plan = {"thermal_c": {"a": math.nan, "b": 45.5, "c": -9999.9, "d": math.inf}}
+    with hostile_agent(sshd, tmp_path, plan, campaign_id="c-zones") as agent:
+        telemetry = agent.probe().telemetry()
+        assert telemetry.temperature_c == 45.5 and set(telemetry.dropped) == {"a=nan", "c=-9999.9", "d=inf"}
+        assert len(agent.run([tiny_torchscript[0]], [Burst(0, 1, 3)])[0]) == 3
+    record = agent.last_run
+    assert record.temperature_start_c == record.temperature_end_c == 45.5
+    assert record.temperatures_dropped == ("a=nan", "c=-9999.9", "d=inf") * 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,9 @@ import ray
 
 from agents.base import Artifact
 from farm import protocol as protocols
-from farm.actors import DeviceWorker, actor_options_for, device_resource, start_actor
+from farm.actors import (
+    DeviceWorker, actor_options_for, device_resource, missing_device_nodes, start_actor, wait_for_device_nodes,
+)
 from farm.inventory import Device
 from farm.jobs import BuildResult, Job
 from tests.farm.scripted_agent import ScriptedAgent, arch_latency, counter_file, local_ray, scripted_factory
@@ -101,6 +104,38 @@ def test_actor_options() -> None:
     assert device_resource("pixel7") == "device:pixel7"
 
 
+@pytest.mark.parametrize("kind", ["cpu", "cuda", "ssh", "adb", "replay"])
+def test_a_device_without_node_is_placed_on_the_head(kind: str) -> None:
+    """No ``node:``: the head drives it (its files were checked there), and cpu/cuda measure the head itself."""
+    options = actor_options_for(kind=kind, threads=1, node=None, name="d")
+    assert options["resources"] == {"node:__internal_head__": 0.001}
+
+
+def test_missing_device_nodes_names_only_pinned_devices_nobody_offers() -> None:
+    devices = [Device(name="pi-a", kind="cpu", node="host-a"), Device(name="pi-b", kind="cpu", node="host-b"),
+               Device(name="local", kind="cpu")]
+    assert missing_device_nodes(devices, {"device:pi-a": 1.0, "CPU": 4.0}) == ["pi-b"]
+    assert missing_device_nodes(devices, {"device:pi-a": 1.0, "device:pi-b": 1.0}) == []
+
+
+def test_waiting_for_a_node_that_joins_late_returns_once_it_has_joined() -> None:
+    """The node offering ``device:late`` joins on the third look: the wait ends there, before its timeout."""
+    answers = iter([{}, {"CPU": 1.0}, {"device:late": 1.0}])
+    looks: list[float] = []
+    now = [0.0]
+
+    def resources() -> dict[str, float]:
+        looks.append(now[0])
+        return next(answers)
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    missing = wait_for_device_nodes([Device(name="late", kind="cpu", node="h")], timeout_s=10, poll_s=1,
+                                    cluster_resources=resources, clock=lambda: now[0], sleep=sleep)
+    assert missing == [] and looks == [0.0, 1.0, 2.0]
+
+
 def test_actor_is_placed_by_its_device_resource_and_holds_it(ray_session) -> None:
     device = Device(name="pinned", kind="cpu", node="this-host")
     actor = start_actor(device, "camp", FAST, agent_factory=scripted_factory())
@@ -113,6 +148,21 @@ def test_actor_is_placed_by_its_device_resource_and_holds_it(ray_session) -> Non
     assert result.rows[0]["status"] == "ok"
     ray.kill(second)
     ray.kill(actor)
+
+
+def test_a_node_less_actor_runs_on_the_head_of_a_local_ray(ray_session) -> None:
+    actor = start_actor(Device(name="local", kind="cpu"), "camp", FAST, agent_factory=scripted_factory())
+    head = next(n["NodeID"] for n in ray.nodes() if n["Alive"] and "node:__internal_head__" in n["Resources"])
+    assert ray.get(actor.node_id.remote(), timeout=60) == head == ray.get_runtime_context().get_node_id()
+    ray.kill(actor)
+
+
+def test_a_node_that_never_joins_is_named_after_the_timeout(ray_session) -> None:
+    devices = [Device(name="pinned", kind="cpu", node="this-host"), Device(name="ghost", kind="adb", node="gone",
+                                                                            adb={"serial": "X"})]
+    started = time.monotonic()
+    assert wait_for_device_nodes(devices, timeout_s=1.0, poll_s=0.2) == ["ghost"]
+    assert 1.0 <= time.monotonic() - started < 10.0
 
 
 def test_actor_runs_one_job_at_a_time(ray_session) -> None:

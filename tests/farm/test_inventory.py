@@ -56,6 +56,7 @@ def test_commented_examples_in_default_inventory_are_valid(tmp_path: Path) -> No
     assert inventory.get("pi4-a").hygiene.affinity == [0, 1, 2, 3]
     assert inventory.get("pixel7").adb.benchmark_binaries == {"tflite": "/data/local/tmp/benchmark_model"}
     assert inventory.get("gpu0").batch_sizes == [1, 64]
+    assert inventory.get("jetson-orin").cuda.index == 0 and inventory.get("pixel7").tflite_layout == "nhwc"
     # relative replay tables are resolved against the inventory's folder
     assert inventory.get("replay-pixel3").replay.table == str((tmp_path / "data/help_latency.parquet").resolve())
 
@@ -87,6 +88,26 @@ devices:
 def test_cuda_device_gets_default_index() -> None:
     device = loads("devices:\n  - name: gpu\n    kind: cuda\n").get("gpu")
     assert device.cuda is not None and device.cuda.index == 0
+
+
+def test_ssh_board_gpu_index_reaches_the_ssh_agent() -> None:
+    """``cuda: {index: N}`` on an ssh device (a Jetson) is the GPU the SSH agent runs TorchScript on."""
+    from agents.ssh import SSHAgent
+
+    text = ("devices:\n  - name: jetson\n    kind: ssh\n    runtimes: [torchscript, tflite]\n"
+            "    ssh: {host: 127.0.0.1, user: nvidia}\n    cuda: {index: 1}\n"
+            "  - name: pi\n    kind: ssh\n    runtimes: [torchscript]\n    ssh: {host: 127.0.0.1, user: pi}\n")
+    inventory = loads(text)
+    assert inventory.get("jetson").cuda.index == 1 and inventory.get("pi").cuda is None
+    assert SSHAgent.from_device(inventory.get("jetson"), campaign_id="c1").cuda_index == 1
+    assert SSHAgent.from_device(inventory.get("pi"), campaign_id="c1").cuda_index is None  # CPU only
+
+
+def test_tflite_layout_defaults_to_nchw_and_accepts_nhwc() -> None:
+    text = ("devices:\n  - name: a\n    kind: cpu\n    runtimes: [tflite]\n"
+            "  - name: b\n    kind: adb\n    runtimes: [tflite]\n    tflite_layout: nhwc\n    adb: {serial: X}\n")
+    inventory = loads(text)
+    assert inventory.get("a").tflite_layout == "nchw" and inventory.get("b").tflite_layout == "nhwc"
 
 
 BAD = [
@@ -129,6 +150,20 @@ BAD = [
     ('devices:\n  - name: ph\n    kind: adb\n    adb: {serial: X, big_core_mask: "00"}\n', ["non-zero hex"]),
     # a campaign needs at least one device (class 11)
     ("devices: []\n", ["field 'devices'", "is empty", "at least one device"]),
+    # a board's GPU (issue 12): only on kind cuda or ssh, only for TorchScript on ssh, a valid index
+    ("devices:\n  - name: c\n    kind: cpu\n    cuda: {index: 0}\n",
+     ["device 'c'", "field 'cuda'", "only used with kind cuda or ssh", "line 4"]),
+    ("devices:\n  - name: j\n    kind: ssh\n    runtimes: [tflite]\n    ssh: {host: h, user: u}\n    cuda: {index: 0}\n",
+     ["device 'j'", "field 'cuda'", "only TorchScript runs on the board's GPU", "add torchscript", "line 6"]),
+    ("devices:\n  - name: j\n    kind: ssh\n    runtimes: [torchscript]\n    ssh: {host: h, user: u}\n"
+     "    cuda: {index: -1}\n", ["field 'cuda.index'", "greater than or equal to 0", "-1"]),
+    ("devices:\n  - name: j\n    kind: ssh\n    runtimes: [torchscript]\n    ssh: {host: h, user: u}\n"
+     "    cuda: {idx: 0}\n", ["field 'cuda.idx'", "unknown key", "'index'"]),
+    # the .tflite input layout (issue 12): one of two, and only where tflite is measured
+    ("devices:\n  - name: p\n    kind: cpu\n    runtimes: [tflite]\n    tflite_layout: NHWC\n",
+     ["device 'p'", "field 'tflite_layout'", "'nchw' or 'nhwc'", "'NHWC'", "line 5"]),
+    ("devices:\n  - name: p\n    kind: cpu\n    runtimes: [torch]\n    tflite_layout: nhwc\n",
+     ["device 'p'", "field 'tflite_layout'", "only applies to the tflite runtime", "add tflite to runtimes"]),
 ]
 
 
