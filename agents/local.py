@@ -59,7 +59,7 @@ from agents.base import (
     DeviceUnavailable,
     RunFailed,
 )
-from agents.telemetry import Telemetry, from_cores
+from agents.telemetry import Telemetry, from_cores, hottest
 
 if TYPE_CHECKING:
     from farm.inventory import Device, Hygiene
@@ -74,6 +74,9 @@ Inference = Callable[[], object]
 
 _CPU_ONLY_RUNTIMES = frozenset({"tflite", "executorch"})
 _VERSIONED_PACKAGES = ("torch", "ray", "ai-edge-litert", "executorch", "numpy")
+#: The most CPUs and thermal zones read from sysfs: more is a broken (or planted, under host_root) tree.
+MAX_CPUS = 4096
+MAX_ZONES = 1024
 
 
 def build_eager_model(artifact: Artifact) -> torch.nn.Module:
@@ -257,9 +260,8 @@ class LocalAgent(BurstAgent):
 
     # --------------------------------------------------------------- thermal
     def temperature_c(self) -> float | None:
-        """The hottest thermal sensor now, or ``None`` where the machine exposes none."""
-        readings = read_temperatures(self.host_root)
-        return max(readings.values()) if readings else None
+        """The hottest sane thermal sensor now (``agents.telemetry.hottest``), ``None`` where there is none."""
+        return hottest(read_temperatures(self.host_root))
 
     def telemetry(self) -> Telemetry:
         """Hottest sensor, mean current clock and governor of the cores this process may run on (sysfs reads)."""
@@ -476,26 +478,27 @@ def read_cpufreq(root: str | os.PathLike[str] = "/") -> tuple[dict[str, str], di
     """Per-CPU scaling governor and current frequency (kHz) from ``sys/devices/system/cpu``."""
     governors: dict[str, str] = {}
     frequencies: dict[str, int] = {}
-    for cpufreq in sorted(Path(root, "sys/devices/system/cpu").glob("cpu[0-9]*/cpufreq")):
+    for cpufreq in sorted(Path(root, "sys/devices/system/cpu").glob("cpu[0-9]*/cpufreq"))[:MAX_CPUS]:
         cpu = cpufreq.parent.name
         governor = _read(cpufreq / "scaling_governor")
         if governor:
             governors[cpu] = governor
         frequency = _read(cpufreq / "scaling_cur_freq") or _read(cpufreq / "cpuinfo_cur_freq")
-        if frequency and frequency.isdigit():
-            frequencies[cpu] = int(frequency)
+        khz = _bounded_int(frequency or "", 12)
+        if khz is not None and khz >= 0:
+            frequencies[cpu] = khz
     return governors, frequencies
 
 
 def read_temperatures(root: str | os.PathLike[str] = "/") -> dict[str, float]:
     """Thermal zone temperatures in Celsius, keyed ``<zone>:<type>``; empty where none exist."""
     readings: dict[str, float] = {}
-    for zone in sorted(Path(root, "sys/class/thermal").glob("thermal_zone*")):
-        raw = _read(zone / "temp")
-        if raw is None or not raw.lstrip("-").isdigit():
+    for zone in sorted(Path(root, "sys/class/thermal").glob("thermal_zone*"))[:MAX_ZONES]:
+        millidegrees = _bounded_int(_read(zone / "temp") or "", 9)
+        if millidegrees is None:
             continue
-        kind = _read(zone / "type") or "unknown"
-        readings[f"{zone.name}:{kind}"] = int(raw) / 1000.0
+        kind = (_read(zone / "type") or "unknown")[:64]
+        readings[f"{zone.name}:{kind}"] = millidegrees / 1000.0
     return readings
 
 
@@ -519,8 +522,20 @@ def _core_count(cpuinfo: str) -> int:
 def _available_memory_mb(meminfo: str) -> float | None:
     for line in meminfo.splitlines():
         if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) / 1024.0
+            kilobytes = _bounded_int((line.split()[1:2] or [""])[0], 15)
+            return kilobytes / 1024.0 if kilobytes is not None and kilobytes >= 0 else None
     return None
+
+
+def _bounded_int(text: str, digits: int) -> int | None:
+    """An optionally signed ASCII integer of at most ``digits`` digits, else ``None`` (never a huge conversion).
+
+    Example:
+        >>> _bounded_int("-4500", 9), _bounded_int("9" * 5000, 9), _bounded_int("²", 9)
+        (-4500, None, None)
+    """
+    body = text[1:] if text.startswith("-") else text
+    return int(text) if body.isascii() and body.isdigit() and len(body) <= digits else None
 
 
 def _runtime_versions() -> dict[str, str]:

@@ -59,6 +59,9 @@ from typing import Any, Callable
 RUNNER_VERSION = 1
 MODES = ("run", "check", "probe", "temperatures")
 TOOL_TIMEOUT_S = 10.0
+#: The most CPUs (online list entries) and thermal zones this runner reports: more is a broken sysfs.
+MAX_CPUS = 4096
+MAX_ZONES = 1024
 
 
 class JobError(ValueError):
@@ -81,15 +84,42 @@ def _read(path: str) -> str | None:
 
 
 def _cpu_list(text: str | None) -> list[int]:
-    """``0-3,6`` -> [0, 1, 2, 3, 6]."""
-    cores: list[int] = []
+    """``0-3,6`` -> [0, 1, 2, 3, 6]; ``ValueError`` for text that is not a CPU list of CPUs below :data:`MAX_CPUS`.
+
+    Numbers are bounded before a range is expanded, so ``0-20000000`` costs nothing.
+    """
+    cores = []  # type: list[int]
     for part in (text or "").split(","):
         part = part.strip()
         if not part:
             continue
         low, _, high = part.partition("-")
-        cores.extend(range(int(low), int(high or low) + 1))
+        high = high or low
+        for number in (low, high):
+            if not (number.isascii() and number.isdigit()) or len(number) > 4 or int(number) >= MAX_CPUS:
+                raise ValueError("CPU list " + repr((text or "")[:40]) + ": " + repr(number[:24])
+                                 + " is not a CPU number below " + str(MAX_CPUS))
+        if int(high) < int(low) or len(cores) + int(high) - int(low) + 1 > MAX_CPUS:
+            raise ValueError("CPU list " + repr((text or "")[:40]) + " is backwards or longer than " + str(MAX_CPUS))
+        cores.extend(range(int(low), int(high) + 1))
     return cores
+
+
+def online_cores(text: str | None) -> list[int]:
+    """The online CPU list, or every CPU ``os.cpu_count`` sees when the list is missing or not believable."""
+    try:
+        cores = _cpu_list(text)
+    except ValueError:
+        cores = []
+    return cores or list(range(min(os.cpu_count() or 1, MAX_CPUS)))
+
+
+def _small_int(text: str, digits: int) -> int | None:
+    """``int(text)`` for an optionally signed ASCII integer of at most ``digits`` digits, else ``None``."""
+    body = text[1:] if text.startswith("-") else text
+    if not (body.isascii() and body.isdigit()) or len(body) > digits:
+        return None
+    return int(text)
 
 
 def cpu_model() -> str:
@@ -109,14 +139,13 @@ def cpu_model() -> str:
 def thermal_zones() -> dict[str, float]:
     """``{"<zone type>" or "thermal_zoneN": degrees C}`` from /sys/class/thermal."""
     zones: dict[str, float] = {}
-    for zone in sorted(glob.glob("/sys/class/thermal/thermal_zone*")):
-        raw = _read(os.path.join(zone, "temp"))
-        if raw is None or not raw.lstrip("-").isdigit():
+    for zone in sorted(glob.glob("/sys/class/thermal/thermal_zone*"))[:MAX_ZONES]:
+        value = _small_int(_read(os.path.join(zone, "temp")) or "", 9)
+        if value is None:
             continue
-        name = _read(os.path.join(zone, "type")) or os.path.basename(zone)
+        name = (_read(os.path.join(zone, "type")) or os.path.basename(zone))[:64]
         if name in zones:
             name = f"{name}:{os.path.basename(zone)}"
-        value = int(raw)
         zones[name] = value / 1000.0 if abs(value) > 200 else float(value)
     return zones
 
@@ -134,7 +163,7 @@ def _tool_output(*command: str) -> dict[str, Any] | None:
 
 def device_facts() -> dict[str, Any]:
     """Everything the device says about itself that bears on latency."""
-    online = _cpu_list(_read("/sys/devices/system/cpu/online")) or list(range(os.cpu_count() or 1))
+    online = online_cores(_read("/sys/devices/system/cpu/online"))
     cpufreq: dict[str, dict[str, Any]] = {}
     for core in online:
         base = f"/sys/devices/system/cpu/cpu{core}/cpufreq"
@@ -147,7 +176,7 @@ def device_facts() -> dict[str, Any]:
     meminfo = dict(
         (line.split(":")[0], line.split(":")[1].strip()) for line in (_read("/proc/meminfo") or "").splitlines() if ":" in line
     )
-    available_kb = meminfo.get("MemAvailable", "").split(" ")[0]
+    kb = _small_int(meminfo.get("MemAvailable", "").split(" ")[0], 15)
     tools = {
         "vcgencmd_get_throttled": _tool_output("vcgencmd", "get_throttled"),
         "vcgencmd_measure_temp": _tool_output("vcgencmd", "measure_temp"),
@@ -163,7 +192,7 @@ def device_facts() -> dict[str, Any]:
         "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "cpufreq": cpufreq,
         "thermal_c": thermal_zones(),
-        "free_memory_mb": int(available_kb) / 1024.0 if available_kb.isdigit() else None,
+        "free_memory_mb": kb / 1024.0 if kb is not None else None,
         "load_average": list(os.getloadavg()),
         "python": sys.version.split()[0],
         "tools": {name: output for name, output in tools.items() if output is not None},

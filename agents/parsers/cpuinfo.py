@@ -21,9 +21,12 @@ from dataclasses import dataclass, field
 
 from agents.parsers.common import UnparsableOutput
 
-__all__ = ["CpuInfo", "parse", "parse_cpu_list", "parse_online"]
+__all__ = ["MAX_CPUS", "CpuInfo", "parse", "parse_cpu_list", "parse_online"]
 
 TOOL = "cpuinfo"
+
+#: The most CPUs a device may report (processor blocks, CPU numbers, list entries); more is hostile or garbled.
+MAX_CPUS = 4096
 
 #: (implementer, part) -> core name; Linux arch/arm64 cputype.h and lscpu's tables.
 ARM_PARTS: dict[tuple[int, int], str] = {
@@ -76,6 +79,8 @@ def parse(text: str, *, source: str = "output") -> CpuInfo:
             continue
         key, value = key.strip(), value.strip()
         if key == "processor":
+            if len(processors) == MAX_CPUS:
+                raise UnparsableOutput(TOOL, f"more than {MAX_CPUS} `processor` blocks", source=source, line=line)
             current = {"processor": value}
             processors.append(current)
         elif current is not None:
@@ -96,32 +101,53 @@ def _core_name(block: dict[str, str]) -> str:
     return ARM_PARTS.get(key, f"implementer {block['CPU implementer']} part {block['CPU part']}")
 
 
-def parse_cpu_list(text: str) -> list[int]:
+def parse_cpu_list(text: str, *, source: str = "output") -> list[int]:
     """``0-3,5`` -> ``[0, 1, 2, 3, 5]`` (the kernel's CPU list format).
+
+    Every CPU number must be below :data:`MAX_CPUS` and the list at most that long, checked
+    before any range is expanded: ``0-20000000`` is refused without allocating.
 
     Example:
         >>> parse_cpu_list("0-2,4")
         [0, 1, 2, 4]
+        >>> parse_cpu_list("0-20000000")
+        Traceback (most recent call last):
+        ...
+        agents.parsers.common.UnparsableOutput: output: cpuinfo: CPU number 20000000 in a CPU list is not below 4096 (line: '0-20000000')
     """
-    cpus: list[int] = []
-    for part in text.strip().split(","):
-        if not part:
-            continue
-        low, _, high = part.partition("-")
-        cpus.extend(range(int(low), int(high or low) + 1))
-    return cpus
+    body = text.strip()
+    shown = body[:80] or "<empty>"
+    spans: list[tuple[int, int]] = []
+    total = position = 0
+    for match in _CPU_SPAN.finditer(body):  # span by span: no regex state grows with the text
+        if match.start() != position:
+            break
+        position = match.end()
+        part, low_text, high_text = match.group(1), match.group(2), match.group(3) or match.group(2)
+        for number in (low_text, high_text):
+            if len(number) > len(str(MAX_CPUS)) or int(number) >= MAX_CPUS:
+                raise UnparsableOutput(TOOL, f"CPU number {number[:24]} in a CPU list is not below {MAX_CPUS}",
+                                       source=source, line=shown)
+        low, high = int(low_text), int(high_text)
+        if high < low:
+            raise UnparsableOutput(TOOL, f"CPU range {part} runs backwards", source=source, line=shown)
+        total += high - low + 1
+        if total > MAX_CPUS:
+            raise UnparsableOutput(TOOL, f"a CPU list of more than {MAX_CPUS} entries", source=source, line=shown)
+        spans.append((low, high))
+    if not body or position != len(body) or body.endswith(","):
+        raise UnparsableOutput(TOOL, "not a CPU list like `0-7`", source=source, line=shown)
+    return [cpu for low, high in spans for cpu in range(low, high + 1)]
 
 
-_CPU_LIST = re.compile(r"\s*\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*\s*")
+_CPU_SPAN = re.compile(r"(([0-9]+)(?:-([0-9]+))?)(?:,|\Z)")
 
 
 def parse_online(text: str, *, source: str = "output") -> list[int]:
-    """``/sys/devices/system/cpu/online`` (a CPU list) -> the online core numbers.
+    """``/sys/devices/system/cpu/online`` (a CPU list) -> the online core numbers, bounded as :func:`parse_cpu_list`.
 
     Example:
         >>> parse_online("0-3,6")
         [0, 1, 2, 3, 6]
     """
-    if not _CPU_LIST.fullmatch(text):
-        raise UnparsableOutput(TOOL, "not a CPU list like `0-7`", source=source, line=text.strip()[:80] or "<empty>")
-    return parse_cpu_list(text)
+    return parse_cpu_list(text, source=source)

@@ -169,6 +169,8 @@ class SimulatedPhone:
     cooling_per_read_tenths: int = 0
     screen_on: bool = True
     zone_raw: dict[int, str] = field(default_factory=dict)
+    online_cpus: str = "0-7\n"
+    """What ``/sys/devices/system/cpu/online`` says (a hostile phone may claim ``0-20000000``)."""
     """Zone number -> the raw ``temp`` text to report instead (``nan``, ``95000``): broken or hot sensors."""
 
     def text(self, name: str) -> str:
@@ -420,7 +422,7 @@ class _Shell:
     def _read(self, path: str) -> bytes | None:
         virtual = {
             "/proc/cpuinfo": lambda: self.daemon.phone.text("proc_cpuinfo_xiaomi_mi8_sd845_tabs_truncated.txt"),
-            "/sys/devices/system/cpu/online": lambda: "0-7\n",
+            "/sys/devices/system/cpu/online": lambda: self.daemon.phone.online_cpus,
             "/proc/meminfo": lambda: "MemTotal:        5772440 kB\nMemFree:          301508 kB\n"
                                      "MemAvailable:    2212380 kB\n",
         }

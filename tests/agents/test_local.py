@@ -336,3 +336,27 @@ def test_telemetry_reads_the_cores_this_process_runs_on_and_drops_absurd_sensors
 def test_telemetry_is_empty_where_the_machine_exposes_nothing(tmp_path: Path) -> None:
     reading = LocalAgent(host_root=tmp_path).telemetry()
     assert (reading.temperature_c, reading.cpu_freq_mhz, reading.governor) == (None, None, None)
+
+
+def test_absurd_sysfs_values_neither_crash_nor_count(tmp_path: Path) -> None:
+    """Issue 13, classes 2 and 4: a broken tree (absurd or endless numbers) never reads as a hot or fast machine."""
+    fake_host(tmp_path, 51.6)
+    for index, raw in ((1, "999999999"), (2, "9" * 5000), (3, "²")):
+        zone = tmp_path / f"sys/class/thermal/thermal_zone{index}"
+        zone.mkdir(parents=True)
+        (zone / "temp").write_text(f"{raw}\n")
+    folder = tmp_path / "sys/devices/system/cpu/cpu0/cpufreq"
+    folder.mkdir(parents=True)
+    (folder / "scaling_cur_freq").write_text("9" * 5000)
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/meminfo").write_text("MemAvailable:\n")
+    slept: list[float] = []
+    agent = LocalAgent(host_root=tmp_path, hygiene=Hygiene(max_temperature_c=70.0, cooldown_timeout_s=3),
+                       sleep=slept.append)
+    assert agent.temperature_c() == pytest.approx(51.6)  # 999999.999 C is dropped, not the hottest
+    agent.cool_down()
+    assert slept == []
+    facts = read_host_facts(tmp_path)
+    assert facts.frequencies_khz == {} and facts.free_memory_mb is None
+    assert set(facts.temperatures_c) == {"thermal_zone0:cpu-thermal", "thermal_zone1:unknown"}
+    assert agent.telemetry().dropped == ("thermal_zone1:unknown=999999.999",)

@@ -157,3 +157,36 @@ def test_a_device_python_without_torch_names_the_fix(tiny_torchscript) -> None:
     status, result, _ = run_job(job, python=python)
     assert status == 0 and result["errors"][0]["kind"] == "rejected"
     assert result["errors"][0]["message"].startswith("no torch for /usr/bin/python3 on this device: pip install torch")
+
+
+# --- issue 13, class 2: the board's own counts are bounded too (the runner must stay Python 3.7 code).
+@pytest.mark.parametrize("text", ["0-20000000", "0-99999999999999999999", "7-3", "0-x", "²", ",".join(["0-4095"] * 3)])
+def test_a_hostile_online_list_is_refused_without_allocating_and_the_cpu_count_is_used(text: str) -> None:
+    import tracemalloc
+
+    from agents import runner
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="CPU"):
+            runner._cpu_list(text)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+    assert runner.online_cores(text) == list(range(min(os.cpu_count() or 1, runner.MAX_CPUS)))
+    assert runner.online_cores("0-2,5\n") == [0, 1, 2, 5]
+
+
+def test_sysfs_numbers_are_bounded_before_conversion() -> None:
+    from agents import runner
+
+    assert runner._small_int("-4500", 9) == -4500 and runner._small_int("41000", 9) == 41000
+    assert [runner._small_int(text, 9) for text in ("9" * 5000, "1e3", "", "²", "--1")] == [None] * 5
+
+
+def test_the_runner_parses_as_python_3_7() -> None:
+    import ast
+
+    ast.parse(RUNNER.read_text(), feature_version=(3, 7))
+    assert "removeprefix" not in RUNNER.read_text() and ":=" not in RUNNER.read_text()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agents.parsers.common import UnparsableOutput
-from agents.parsers.cpuinfo import parse, parse_online
+from agents.parsers.cpuinfo import MAX_CPUS, parse, parse_cpu_list, parse_online
 
 
 def test_every_cpuinfo_fixture_is_covered(fixtures_dir: Path) -> None:
@@ -46,3 +49,39 @@ def test_online_cpu_list() -> None:
     assert parse_online("0,2-3") == [0, 2, 3]
     with pytest.raises(UnparsableOutput, match="CPU list"):
         parse_online("cat: /sys/devices/system/cpu/online: No such file or directory")
+
+
+# --- issue 13, class 2: a hostile phone's counts are bounded before anything is allocated.
+@pytest.mark.parametrize("text", ["0-20000000", "0-99999999999999999999", "0-3,4096", "5-2", "0-4095,0",
+                                  ",".join(["0"] * 5000), "0-7\n0", "٠-٣", ""])
+def test_hostile_cpu_lists_are_refused_without_allocating(text: str) -> None:
+    tracemalloc.start()
+    try:
+        with pytest.raises(UnparsableOutput, match="CPU"):
+            parse_online(text, source="pixel-sim output")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20  # the old parser allocated ~800 MB for 0-20000000
+
+
+def test_the_largest_allowed_list_still_parses() -> None:
+    assert parse_cpu_list(f"0-{MAX_CPUS - 1}") == list(range(MAX_CPUS))
+    assert parse_cpu_list("0-3,8-11\n", source="x") == [0, 1, 2, 3, 8, 9, 10, 11]
+
+
+def test_more_processor_blocks_than_any_cpu_is_refused() -> None:
+    with pytest.raises(UnparsableOutput, match=f"more than {MAX_CPUS}"):
+        parse("".join(f"processor\t: {n}\n\n" for n in range(MAX_CPUS + 1)))
+    assert parse("".join(f"processor\t: {n}\n\n" for n in range(MAX_CPUS))).cores == MAX_CPUS
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=60), st.from_regex(r"[0-9]{1,22}(-[0-9]{1,22})?(,[0-9]{1,6}(-[0-9]{1,6})?){0,4}\s?",
+                                                     fullmatch=True)))
+def test_any_text_is_a_bounded_cpu_list_or_a_typed_refusal(text: str) -> None:
+    try:
+        cpus = parse_online(text)
+    except UnparsableOutput:
+        return
+    assert len(cpus) <= MAX_CPUS and all(0 <= cpu < MAX_CPUS for cpu in cpus)
