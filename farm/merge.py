@@ -17,7 +17,8 @@ and the column (:class:`~farm.errors.UserError`, exit 2):
 Then the rows whose ``measurement_id`` the destination does not hold are
 appended through :meth:`farm.store.Store.append` (new, atomically renamed part
 files; nothing is rewritten), so a second merge adds nothing and a merge
-interrupted half-way is completed by running it again. The campaign records
+interrupted half-way is completed by running it again; two merges into one
+store at once take turns (an advisory lock, ``<store>/.merge.lock``). The campaign records
 (``_campaigns/*.json``, :mod:`farm.summary`) are copied when the destination
 lacks them, or holds the same campaign unfinished while the source's has finished;
 the device records (``_devices/*.json``, :mod:`farm.device_records`) when absent
@@ -38,13 +39,15 @@ Example:
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -69,6 +72,8 @@ MEASURED: frozenset[str] = frozenset({"ok", "unstable"})
 #: A campaign or device record larger than this is not one the farm wrote.
 MAX_RECORD_BYTES = 4 * 1024 * 1024
 MAX_ID_LENGTH = 200
+#: Serialises merges into one store (``farm pull``, ``farm import DIR``); dot-prefixed, so no reader looks at it.
+MERGE_LOCK = ".merge.lock"
 
 _FILE_SCHEMA = pa.schema([f for f in SCHEMA if f.name not in PARTITION_COLUMNS])
 _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -124,20 +129,36 @@ def merge_stores(source: str | os.PathLike[str], destination: str | os.PathLike[
     check_store("--store", destination_root)
     rows = read_store_rows(source_root)
     store = Store(destination_root)
-    try:
-        present = set(store.read(columns=["measurement_id"])["measurement_id"])
-    except StoreError as error:
-        raise UserError(f"--store {destination_root}: {error}") from None
-    new = rows[~rows["measurement_id"].isin(present)]
-    if len(new):
+    with _merge_lock(destination_root):  # two merges at once must not both add the rows neither held yet
         try:
-            store.append(new)
-        except StoreError as error:  # checked above, so this is a schema change between the checks and the store
-            raise UserError(f"{source_root}: {error}") from None
-    result = MergeResult(added=len(new), already=len(rows) - len(new))
-    _copy_records(source_root / RECORDS_DIR, destination_root / RECORDS_DIR, _campaign_wins, result, "campaigns")
-    _copy_records(source_root / DEVICES_DIR, destination_root / DEVICES_DIR, _device_wins, result, "devices")
+            present = set(store.read(columns=["measurement_id"])["measurement_id"])
+        except StoreError as error:
+            raise UserError(f"--store {destination_root}: {error}") from None
+        new = rows[~rows["measurement_id"].isin(present)]
+        if len(new):
+            try:
+                store.append(new)
+            except StoreError as error:  # checked above, so the schema changed between the checks and the store
+                raise UserError(f"{source_root}: {error}") from None
+        result = MergeResult(added=len(new), already=len(rows) - len(new))
+        _copy_records(source_root / RECORDS_DIR, destination_root / RECORDS_DIR, _campaign_wins, result, "campaigns")
+        _copy_records(source_root / DEVICES_DIR, destination_root / DEVICES_DIR, _device_wins, result, "devices")
     return result
+
+
+@contextmanager
+def _merge_lock(root: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``<root>/.merge.lock`` (waiting for another merge to finish).
+
+    The kernel drops it when the process ends, however it ends, so a killed merge never blocks the next one.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    handle = os.open(root / MERGE_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)
 
 
 def read_store_rows(root: str | os.PathLike[str]) -> pd.DataFrame:

@@ -207,3 +207,13 @@ def test_arch_strings_are_stored_canonical_and_numbers_unchanged(tmp_path):
     assert stored["arch"] == ARCHS[3] and stored["latency_ms"] == 2.25
     assert np.array_equal(stored["samples_ms"], np.array([2.0, 2.5], dtype="float32"))
     assert json.loads(json.dumps(stored["measured_at"].isoformat())) == "2026-01-02T03:04:05+00:00"
+
+
+def test_merges_into_one_store_at_once_take_turns_and_store_each_row_once(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    source, home = head_store(tmp_path / "head"), tmp_path / "home"
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: merge_stores(source, home), range(4)))
+    assert sorted(r.added for r in results) == [0, 0, 0, 24]
+    assert len(Store(home).read()) == 24
