@@ -10,6 +10,15 @@ dot-prefixed temporary name in its partition folder, flushed, then renamed
 into place, so a reader (or a crash) never sees a half-written file and no
 existing file is ever rewritten.
 
+Readers outlive accidents: a part file that cannot be read (truncated,
+corrupt) or that is not one of the store's (other columns, other types) is
+left out with one warning naming it and ``farm check --store DIR --repair``
+(:mod:`farm.store_check`), which moves such files to ``_quarantine/``;
+folders whose name starts with ``_`` or ``.`` (``_quarantine``, ``_campaigns``)
+are never read. The fast path is one Arrow dataset scan over every part file;
+only when it fails, or returns rows without the store's required values, are
+the files read one by one to find the damaged ones.
+
 Example:
     >>> import tempfile
     >>> store = Store(tempfile.mkdtemp())
@@ -19,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import uuid
@@ -119,11 +129,66 @@ NULLABLE: frozenset[str] = frozenset(
 )
 
 _FILE_SCHEMA = pa.schema([f for f in SCHEMA if f.name not in PARTITION_COLUMNS])
-_PARTITION_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: A partition value (space or device name): a whole slug, matched with ``fullmatch`` (no trailing newline).
+PARTITION_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+#: Prefix of the temporary name a part file is written under before its rename (:func:`_write_new_file`).
+TEMPORARY_PREFIX = ".tmp-"
+#: Where ``farm check --repair`` moves damaged and foreign files; readers never look inside.
+QUARANTINE_DIR = "_quarantine"
+#: Arrow's errors for a file it cannot read or convert to the store's schema.
+_READ_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError)
+#: A store row always has these, so a null one means the row came from a file the store did not write.
+_REQUIRED = [name for name in SCHEMA.names if name not in NULLABLE and name not in PARTITION_COLUMNS]
+_SENTINEL = "farm_version"
+
+logger = logging.getLogger(__name__)
+#: Warnings already given in this process, so a command that reads the store several times warns once.
+_warned: set[tuple[str, str]] = set()
 
 
 class StoreError(ValueError):
     """Rows that do not fit the schema, or a store that cannot be read."""
+
+
+class _ForeignRows(Exception):
+    """The fast scan returned rows with empty required values: some file is not the store's."""
+
+
+def part_file_problem(path: str | os.PathLike[str], *, read_data: bool = True) -> str | None:
+    """Why the Parquet file at ``path`` is not a usable part file of a store, or None when it is.
+
+    The file must be readable Parquet (with ``read_data``, every page is decoded, which finds
+    damage inside the file; without, only the footer is read) whose columns are the
+    schema's (``DESIGN.md``, partition columns excluded) with the schema's types, holding
+    every required column. A column added to the schema later may be missing (it reads as null).
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> pq.write_table(pa.table({"x": [1]}), folder / "foreign.parquet")
+        >>> part_file_problem(folder / "foreign.parquet")
+        "foreign: column 'x' is not in the store's schema"
+        >>> _ = (folder / "text.parquet").write_text("hello")
+        >>> part_file_problem(folder / "text.parquet").startswith("unreadable: ")
+        True
+    """
+    try:
+        handle = pq.ParquetFile(path)
+        schema = handle.schema_arrow
+        if read_data:
+            handle.read()
+    except (*_READ_ERRORS, pa.ArrowException) as error:
+        return f"unreadable: {_short(error, Path(path))}"
+    for field in schema:
+        if field.name not in _FILE_SCHEMA.names:
+            return f"foreign: column {field.name!r} is not in the store's schema"
+        expected = _FILE_SCHEMA.field(field.name).type
+        if field.type != expected:
+            return f"foreign: column {field.name!r} is {field.type}, the store's schema says {expected}"
+    missing = [name for name in _REQUIRED if name not in schema.names]
+    if missing:
+        return f"foreign: required column {missing[0]!r} is missing"
+    return None
 
 
 def new_measurement_id() -> str:
@@ -167,10 +232,19 @@ class Store:
 
     # ------------------------------------------------------------------ read
     def files(self) -> list[Path]:
-        """The committed Parquet files (temporary files excluded)."""
-        if not self.root.exists():
+        """The committed part files, ``search_space=*/device=*/*.parquet``.
+
+        Temporary (dot-prefixed) files and anything under a ``_`` folder (``_quarantine``)
+        are excluded. Their content is not opened here: :meth:`read` leaves out a damaged
+        one, and ``farm check`` (:mod:`farm.store_check`) lists them.
+        """
+        if not self.root.is_dir():
             return []
-        return sorted(p for p in self.root.rglob("*.parquet") if not p.name.startswith((".", "_")))
+        return sorted(
+            path
+            for path in self.root.glob("search_space=*/device=*/*.parquet")
+            if not path.name.startswith((".", "_")) and path.is_file()
+        )
 
     def read(
         self,
@@ -191,17 +265,12 @@ class Store:
             True
         """
         wanted = list(columns) if columns is not None else SCHEMA.names
-        if not self.files():
+        unknown = [c for c in wanted if c not in SCHEMA.names]
+        if unknown:
+            raise StoreError(f"unknown column {unknown[0]!r}; columns: {', '.join(SCHEMA.names)}")
+        paths = self.files()
+        if not paths:
             return _empty_frame(wanted)
-        dataset = ds.dataset(
-            str(self.root),
-            format="parquet",
-            partitioning=ds.partitioning(
-                pa.schema([(c, pa.string()) for c in PARTITION_COLUMNS]), flavor="hive"
-            ),
-            schema=SCHEMA,
-            ignore_prefixes=[".", "_"],
-        )
         conditions: dict[str, Any] = dict(where or {})
         if search_space is not None:
             conditions["search_space"] = search_space
@@ -215,11 +284,58 @@ class Store:
                 raise StoreError(f"unknown column {column!r} in filter; columns: {', '.join(SCHEMA.names)}")
             term = ds.field(column).isin(_filter_values(value))
             expression = term if expression is None else expression & term
+        # A foreign file's rows read as nulls in the required columns; farm_version is the cheapest
+        # required column to add (one dictionary value per file) when none is wanted.
+        checked = list(dict.fromkeys([*wanted, _SENTINEL]))
         try:
-            table = dataset.to_table(columns=wanted, filter=expression)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise StoreError(f"{self.root}: cannot read the store: {exc}") from exc
-        return table.to_pandas()
+            table = self._dataset(paths).to_table(columns=checked, filter=expression)
+            if any(table.column(c).null_count for c in checked if c in _REQUIRED):
+                raise _ForeignRows()
+        except (*_READ_ERRORS, _ForeignRows):
+            table = self._read_file_by_file(paths, checked, expression)
+        return table.select(wanted).to_pandas()
+
+    def _dataset(self, paths: Sequence[Path]) -> ds.Dataset:
+        return ds.dataset(
+            [str(p) for p in paths],
+            format="parquet",
+            partitioning=ds.partitioning(pa.schema([(c, pa.string()) for c in PARTITION_COLUMNS]), flavor="hive"),
+            partition_base_dir=str(self.root),
+            schema=SCHEMA,
+        )
+
+    def _read_file_by_file(self, paths: Sequence[Path], columns: list[str], expression: Any) -> pa.Table:
+        """The slow path: each file on its own; damaged or foreign ones are left out with one warning."""
+        tables, skipped = [], []
+        for path in paths:
+            problem = part_file_problem(path, read_data=False)
+            if problem is None:
+                try:
+                    table = self._dataset([path]).to_table(columns=columns, filter=expression)
+                except _READ_ERRORS as error:
+                    problem = f"unreadable: {_short(error, path)}"
+            if problem is not None:
+                skipped.append((path, problem))
+            else:
+                tables.append(table)
+        if skipped:
+            self._warn_skipped(skipped)
+        if not tables:
+            return pa.schema([SCHEMA.field(c) for c in columns]).empty_table()
+        return pa.concat_tables(tables)
+
+    def _warn_skipped(self, skipped: Sequence[tuple[Path, str]]) -> None:
+        root = str(self.root.resolve())
+        if all((root, str(path)) in _warned for path, _ in skipped):
+            return
+        _warned.update((root, str(path)) for path, _ in skipped)
+        first_path, first_reason = skipped[0]
+        more = f" and {len(skipped) - 1} more" if len(skipped) > 1 else ""
+        logger.warning(
+            "%s: left out %d damaged or foreign part file(s), %s (%s)%s; list and quarantine them with "
+            "`farm check --store %s --repair`",
+            self.root, len(skipped), first_path.relative_to(self.root), first_reason, more, self.root,
+        )
 
     def done_keys(self, **filters: Any) -> set[tuple[Any, ...]]:
         """Resume keys (:data:`RESUME_KEY`) already measured with status ``ok``."""
@@ -232,7 +348,7 @@ def _write_new_file(folder: Path, table: pa.Table) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     stamp = utc_now().strftime("%Y%m%dT%H%M%S%fZ")
     final = folder / f"part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
-    temporary = folder / f".tmp-{final.name}"
+    temporary = folder / f"{TEMPORARY_PREFIX}{final.name}"
     with open(temporary, "wb") as handle:
         pq.write_table(table, handle, compression="zstd")
         handle.flush()
@@ -249,6 +365,12 @@ def _write_new_file(folder: Path, table: pa.Table) -> Path:
 def _arrow_message(exc: Exception) -> str:
     parts = exc.args if exc.args else (str(exc),)
     return "; ".join(str(part) for part in reversed(parts))
+
+
+def _short(error: Exception, path: Path) -> str:
+    """Arrow's message on one line, without the path it repeats, at most 200 characters."""
+    message = " ".join(_arrow_message(error).split()).replace(f"'{path}'", "").replace(str(path), path.name)
+    return message[:200]
 
 
 def _filter_values(value: Any) -> list[Any]:
@@ -276,7 +398,7 @@ def _conform(frame: pd.DataFrame) -> pd.DataFrame:
         elif name not in NULLABLE and frame[name].isna().any():
             raise StoreError(f"column {name!r} is empty in {int(frame[name].isna().sum())} row(s)")
     for column in PARTITION_COLUMNS:
-        bad = [v for v in frame[column].unique() if not _PARTITION_VALUE.match(str(v))]
+        bad = [v for v in frame[column].unique() if not PARTITION_VALUE.fullmatch(str(v))]
         if bad:
             raise StoreError(f"column {column!r}: {bad[0]!r} is not slug-like (letters, digits, . _ -)")
     frame["measured_at"] = pd.to_datetime(frame["measured_at"], utc=True)

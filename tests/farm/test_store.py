@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from farm.store import RESUME_KEY, SCHEMA, Store, StoreError
+from farm.store import RESUME_KEY, SCHEMA, Store, StoreError, part_file_problem
 
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
 
@@ -168,12 +168,102 @@ def test_done_keys_are_ok_rows_only_so_failed_and_unstable_are_retried(tmp_path:
     assert store.done_keys(where={"protocol": "help"}) == {("cpu-local", "torch", 1, 32, "nasbench201", "a1", "help")}
 
 
-def test_corrupt_file_is_reported_with_the_store_path(tmp_path: Path) -> None:
+def damage(store: Store) -> dict[str, Path]:
+    """Real damage of every kind ``farm check`` knows, next to two good part files (arch a1, a2).
+
+    ``good`` is the a1 file. A truncated part file (its rows are arch ``lost``), an empty one, a foreign Parquet table with
+    other columns, one with the store's columns but a wrong type, a text file, a ``.tmp-part-``
+    leftover of a crash, and a file already in ``_quarantine/``.
+    """
+    (good,) = store.append([row()])
+    store.append([row(arch="a2")])
+    (truncated,) = store.append([row(arch="lost")])
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    partition = good.parent
+    empty = partition / "part-empty.parquet"
+    empty.write_bytes(b"")
+    foreign = partition / "part-foreign.parquet"
+    pd.DataFrame({"arch": ["x"], "latency_ms": [9.9], "colour": ["red"]}).to_parquet(foreign)
+    wrong_type = partition / "part-wrong-type.parquet"
+    pq.write_table(pq.read_table(good).set_column(pq.read_table(good).schema.get_field_index("latency_ms"),
+                                                  "latency_ms", [["fast"]]), wrong_type)
+    text = partition / "notes.txt"
+    text.write_text("not a part file\n")
+    leftover = partition / ".tmp-part-x.parquet"
+    leftover.write_bytes(good.read_bytes()[:50])
+    quarantined = store.root / "_quarantine" / good.relative_to(store.root)
+    quarantined.parent.mkdir(parents=True)
+    quarantined.write_bytes(good.read_bytes())
+    return {"good": good, "truncated": truncated, "empty": empty, "foreign": foreign, "wrong_type": wrong_type, "text": text,
+            "leftover": leftover, "quarantined": quarantined}
+
+
+def test_a_damaged_store_reads_its_good_rows_with_one_warning(tmp_path: Path, caplog) -> None:
     store = Store(tmp_path)
-    (path,) = store.append([row()])
-    (path.parent / "part-foreign.parquet").write_bytes(b"")
-    with pytest.raises(StoreError, match=str(tmp_path)):
-        store.read()
+    damaged = damage(store)
+    with caplog.at_level("WARNING", logger="farm.store"):
+        frame = store.read()
+        again = store.read(columns=["arch"])  # a second read of the same damage does not warn again
+    assert sorted(frame["arch"]) == ["a1", "a2"] and sorted(again["arch"]) == ["a1", "a2"]
+    assert frame["measurement_id"].notna().all() and frame["latency_ms"].tolist() == [1.5, 1.5]
+    (warning,) = caplog.records
+    message = warning.getMessage()
+    assert "left out 4 damaged or foreign part file(s)" in message and "\n" not in message
+    assert f"`farm check --store {tmp_path} --repair`" in message
+    assert damaged["empty"].name in message or damaged["truncated"].name in message or damaged["foreign"].name in message
+
+
+def test_done_keys_and_filters_skip_damaged_files(tmp_path: Path, caplog) -> None:
+    store = Store(tmp_path)
+    damage(store)
+    with caplog.at_level("WARNING", logger="farm.store"):
+        keys = store.done_keys()
+    assert {key[5] for key in keys} == {"a1", "a2"}
+    assert set(store.read(status="ok", where={"arch": ["a1", "x"]})["arch"]) == {"a1"}
+    assert len(caplog.records) >= 1
+
+
+def test_files_are_the_partition_part_files_only(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    damaged = damage(store)
+    (tmp_path / "stray.parquet").write_bytes(b"")
+    names = {p.name for p in store.files()}
+    assert damaged["leftover"].name not in names and damaged["text"].name not in names
+    assert not any("_quarantine" in p.parts for p in store.files())
+    assert "stray.parquet" not in names and len(names) == 6
+
+
+def test_a_foreign_file_with_every_required_column_empty_is_left_out(tmp_path: Path, caplog) -> None:
+    """A table of the store's columns minus farm_version would read as rows without a version."""
+    store = Store(tmp_path)
+    (good,) = store.append([row()])
+    pq.write_table(pq.read_table(good).drop_columns(["farm_version"]), good.parent / "part-no-version.parquet")
+    with caplog.at_level("WARNING", logger="farm.store"):
+        frame = store.read(columns=["arch", "farm_version"])
+    assert frame["farm_version"].tolist() == ["0.1.0"]
+    assert "part-no-version.parquet" in caplog.records[0].getMessage()
+    assert "required column 'farm_version' is missing" in caplog.records[0].getMessage()
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("truncated", "unreadable: "), ("empty", "unreadable: "), ("foreign", "foreign: column 'arch'"),
+    ("wrong_type", "foreign: column 'latency_ms' is string"),
+])
+def test_part_file_problem_names_what_is_wrong(tmp_path: Path, kind: str, expected: str) -> None:
+    damaged = damage(Store(tmp_path))
+    problem = part_file_problem(damaged[kind])
+    assert problem is not None and problem.startswith(expected), problem
+    assert part_file_problem(damaged["good"]) is None and part_file_problem(damaged["quarantined"]) is None
+
+
+@pytest.mark.parametrize("value", ["pi4\n", "pi4\nx", "\npi4", "pi4 "])
+def test_a_partition_value_must_be_a_whole_slug(tmp_path: Path, value: str) -> None:
+    """Issue 13, class 7: ``pi4\n`` matched ``^...$`` with ``re.match``; whole strings only."""
+    with pytest.raises(StoreError, match="not slug-like"):
+        Store(tmp_path).append([row(device=value)])
+    with pytest.raises(StoreError, match="not slug-like"):
+        Store(tmp_path).append([row(search_space=value)])
+    assert Store(tmp_path).files() == []
 
 
 def test_naive_timestamps_are_taken_as_utc(tmp_path: Path) -> None:
