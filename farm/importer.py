@@ -191,22 +191,22 @@ def import_table(path: str | Path, store_root: str | Path, source: str | None = 
     path = Path(path)
     if path.is_dir():
         return merge_store_folder(path, store_root, source).added
+    from farm.merge import merge_lock  # farm.merge imports this module
+
     frame = read_table(path)
     check_store("--store", store_root)
     campaign_id = f"import-{file_sha256(path)[:16]}"
     store = Store(store_root)
-    done = set(store.read(where={"campaign_id": campaign_id}, columns=["measurement_id"])["measurement_id"])
-    if len(done) >= len(frame):
-        return 0
     rows = to_store_rows(frame, path, source or path.name, campaign_id)
-    if done:
+    with merge_lock(store.root):  # an import and a merge at once must not both add the same rows
+        done = set(store.read(where={"campaign_id": campaign_id}, columns=["measurement_id"])["measurement_id"])
         rows = rows[~rows["measurement_id"].isin(done)]
-    if rows.empty:
-        return 0
-    try:
-        store.append(rows)
-    except StoreError as error:
-        raise UserError(f"{path}: {error}") from None
+        if rows.empty:
+            return 0
+        try:
+            store.append(rows)
+        except StoreError as error:
+            raise UserError(f"{path}: {error}") from None
     return len(rows)
 
 

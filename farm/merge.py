@@ -63,7 +63,7 @@ from farm.store import NULLABLE, PARTITION_COLUMNS, SCHEMA, Store, StoreError
 from farm.summary import RECORDS_DIR, CampaignSummary
 from farm.user_files import check_store
 
-__all__ = ["MergeResult", "STATUSES", "is_store_folder", "merge_stores", "read_store_rows"]
+__all__ = ["MERGE_LOCK", "MergeResult", "STATUSES", "is_store_folder", "merge_lock", "merge_stores", "read_store_rows"]
 
 #: The statuses a farm row can have.
 STATUSES: frozenset[str] = frozenset({"ok", "unstable", "failed"})
@@ -129,7 +129,7 @@ def merge_stores(source: str | os.PathLike[str], destination: str | os.PathLike[
     check_store("--store", destination_root)
     rows = read_store_rows(source_root)
     store = Store(destination_root)
-    with _merge_lock(destination_root):  # two merges at once must not both add the rows neither held yet
+    with merge_lock(destination_root):  # two merges at once must not both add the rows neither held yet
         try:
             present = set(store.read(columns=["measurement_id"])["measurement_id"])
         except StoreError as error:
@@ -147,8 +147,8 @@ def merge_stores(source: str | os.PathLike[str], destination: str | os.PathLike[
 
 
 @contextmanager
-def _merge_lock(root: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``<root>/.merge.lock`` (waiting for another merge to finish).
+def merge_lock(root: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``<root>/.merge.lock`` (waiting for another merge or import to finish).
 
     The kernel drops it when the process ends, however it ends, so a killed merge never blocks the next one.
     """
