@@ -31,11 +31,12 @@ $(STAMP): pyproject.toml Makefile
 
 venv: $(STAMP)
 
-# The real sshd the SSH agent tests talk to (skipped when it cannot be installed).
+# The real sshd the SSH agent tests talk to, and rsync, which Ray's cluster launcher needs
+# (tests/e2e/test_ray_up.py); the tests that need them skip when they cannot be installed.
 sshd-deps:
-	@command -v /usr/sbin/sshd >/dev/null 2>&1 || \
-	  (command -v apt-get >/dev/null 2>&1 && (apt-get update -qq && apt-get install -y -qq openssh-server >/dev/null) || \
-	   echo "openssh-server not installed: the SSH tests will be skipped")
+	@(command -v /usr/sbin/sshd && command -v rsync) >/dev/null 2>&1 || \
+	  (command -v apt-get >/dev/null 2>&1 && (apt-get update -qq && apt-get install -y -qq openssh-server rsync >/dev/null) || \
+	   echo "openssh-server or rsync not installed: the SSH and ray up tests will be skipped")
 
 # The main job: public table -> pre-trained base -> `farm add-device cpu-local` (about 20 real measurements)
 # -> 100 more measured archs as ground truth -> Spearman of the predictions against them, and the wall time.
