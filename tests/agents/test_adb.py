@@ -353,3 +353,43 @@ def test_usb_without_libusb_is_a_clear_error(adb_key: tuple[str, str]) -> None:
         pytest.skip("adb-shell's USB support is installed here")
     with pytest.raises(ADBConfigError, match=r"adb-shell\[usb\]"):
         ADBAgent(ADBSettings(name="usbphone", serial="R5CT10", key_file=adb_key[0])).probe()
+
+
+# ---------------------------------------------------------------- hostile readings (issue 13, classes 2 and 4)
+def test_a_nan_zone_never_hides_a_hot_one(sandbox: Path, fixtures_dir: Path, adb_key: tuple[str, str],
+                                          ptl_models: list[Artifact]) -> None:
+    phone = SimulatedPhone(fixtures_dir, zone_raw={0: "nan", 1: "95000", 2: "-9999900"})
+    naps: list[float] = []
+    with ADBDaemonSimulation(sandbox, fixtures_dir, authorized_keys=[adb_key[1]], phone=phone) as daemon:
+        with ADBAgent(settings(daemon.port, adb_key[0], max_temperature_c=40.0, cooldown_timeout_s=2.0,
+                               cooldown_poll_s=1.0), sleep=naps.append) as agent:
+            assert agent.temperature_c() == 95.0
+            reading = agent.telemetry()
+            readings = agent.temperatures()
+            agent.run(ptl_models[:1], [Burst(0, 0, 1)])
+            info = dict(agent.last_run)
+    names = phone.text("thermal_zone_types_xperia_xz_premium_msm8998_truncated.txt").split()
+    assert reading.temperature_c == 95.0
+    assert {entry.split("=")[0] for entry in reading.dropped} == {f"zone:{names[0]}", f"zone:{names[2]}"}
+    assert all(value == value and -40 <= value <= 150 for value in readings.values())  # no NaN, nothing absurd
+    assert readings[f"zone:{names[1]}"] == 95.0 and f"zone:{names[0]}" not in readings
+    assert naps == [1.0, 1.0] and info["cooldown_timed_out"]  # the 95 C sensor kept it waiting
+
+
+def test_telemetry_reads_only_the_masked_cores(adbd: ADBDaemonSimulation, adb_key: tuple[str, str]) -> None:
+    with ADBAgent(settings(adbd.port, adb_key[0], cpu_mask="c0")) as agent:
+        facts = agent.probe()
+        reading = agent.telemetry()
+    masked = [facts.frequencies_khz[f"cpu{core}"] / 1000 for core in (6, 7)]
+    assert reading.cpu_freq_mhz == pytest.approx(sum(masked) / 2)
+    assert reading.governor == ",".join(sorted({facts.governor["cpu6"], facts.governor["cpu7"]}))
+
+
+@pytest.mark.parametrize("online", ["0-20000000\n", "0-99999999999999999999\n"])
+def test_a_hostile_cpu_count_is_not_believed(sandbox: Path, fixtures_dir: Path, adb_key: tuple[str, str],
+                                             online: str) -> None:
+    phone = SimulatedPhone(fixtures_dir, online_cpus=online)
+    with ADBDaemonSimulation(sandbox, fixtures_dir, authorized_keys=[adb_key[1]], phone=phone) as daemon:
+        with ADBAgent(settings(daemon.port, adb_key[0])) as agent:
+            facts = agent.probe()
+    assert facts.cores == 5  # the processor blocks of /proc/cpuinfo, not twenty million
