@@ -34,7 +34,7 @@ from farm.cli_help import apply_help_conventions
 from farm.errors import UserError, exit_on_user_error
 
 #: Optional modules that add subcommands with ``register(subparsers)``.
-PLUGIN_MODULES: tuple[str, ...] = ("farm.importer",)
+PLUGIN_MODULES: tuple[str, ...] = ("farm.importer", "farm.pull")
 
 
 def status_table(store_root: str | Path) -> pd.DataFrame:

@@ -185,7 +185,7 @@ def cmd_evaluate_predictor(args: argparse.Namespace) -> int:
         targets = [t for t in (manifest["targets"] or known) if t in table.keys]
         if not targets:
             raise UserError(f"{args.predictor}: none of its targets ({', '.join(known) or 'none'}) has rows in "
-                            f"{args.store}; pass --target")
+                            f"{' + '.join(map(str, args.store))}; pass --target")
     scores = {t: holdout.score(predictor, t, holdout.split(table.series(t), table.space)[1]) for t in targets}
     unmarked = holdout.unmarked_reason(manifest)
     data = {"predictor": str(args.predictor), "method": manifest["method"], "space": manifest["space"],
