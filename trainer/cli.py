@@ -184,7 +184,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     manifest = registry.read_manifest(args.predictor)
     space_name = manifest["space"]
     candidates = read_arch_file(args.candidates, space_name) if args.candidates is not None else None
-    chosen = workflow.sample(space_name, args.n, sampler=args.sampler, seed=args.seed, candidates=candidates)
+    chosen = workflow.sample(space_name, args.n, sampler=args.sampler, seed=args.seed, candidates=candidates,
+                             method=manifest["method"])
     if args.json:
         _print_json(args, {"action": "sample", "space": space_name, "sampler": args.sampler, "seed": args.seed,
                            "n": len(chosen), "archs": chosen})
@@ -377,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample = verbs.add_parser("sample", help="name archs to measure on a new device (reads no latencies)")
     sample.add_argument("--predictor", required=True, type=Path, metavar="PRED",
                         help="predictor folder (its space and, for some samplers, its encodings)")
-    sample.add_argument("--n", required=True, type=_positive, help="how many archs to name")
+    sample.add_argument("--n", required=True, type=_positive, help="how many archs to name (a HELP predictor names its 10 reference archs first; they count)")
     sample.add_argument("--sampler", choices=sorted(SAMPLERS), default=DEFAULT_SAMPLER, help="how archs are chosen")
     sample.add_argument("--seed", type=int, default=0, help="sampler seed")
     sample.add_argument("--candidates", type=Path, metavar="FILE", help="choose among these archs (default: the space)")

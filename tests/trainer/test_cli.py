@@ -320,3 +320,32 @@ def test_several_store_options_are_read_as_their_union(capsys, store_dir, tmp_pa
                          "--out", str(tmp_path / "p2"), "--json")
     assert code == 0, err
     assert json.loads(out)["samples"] == len(rows[rows["device"] == "pixel2"])
+
+
+def test_help_round_trip_measures_the_archs_sample_names(capsys, help_table_path, tmp_path):
+    """HELP through the CLI as a user runs it: pretrain, sample (reference archs first), measure those, transfer, predict."""
+    from tests.trainer.conftest import SOURCES, write_and_import
+    from trainer.models.help_references import reference_archs
+
+    refs = list(reference_archs("nasbench201"))
+    frame = pd.read_parquet(help_table_path, filters=[("search_space", "=", "nasbench201"),
+                                                      ("device", "in", [*SOURCES, "pixel2"])])
+    pool = [*spaces.get("nasbench201").sample(120, seed=1), *refs]
+    store = tmp_path / "store"
+    write_and_import(frame[frame["arch"].isin(pool) & (frame["device"] != "pixel2")], tmp_path, "sources.parquet", store)
+    code, _, err = run(capsys, "pretrain", "--store", str(store), "--space", "nasbench201", "--sources", ",".join(SOURCES),
+                       "--method", "help", "--source-samples", "100", "--out", str(tmp_path / "pred"),
+                       "--epochs", "3", "--hyper", "hidden=8", "--hyper", "meta_batch=2", "--hyper", "mc_samples=2")
+    assert code == 0, err
+    code, out, _ = run(capsys, "sample", "--predictor", str(tmp_path / "pred"), "--n", "20", "--seed", "1")
+    named = out.split()
+    assert code == 0 and named[:10] == refs and len(set(named)) == 20
+    write_and_import(frame[frame["arch"].isin(named) & (frame["device"] == "pixel2")], tmp_path, "pixel2.parquet", store)
+    code, _, err = run(capsys, "transfer", "--predictor", str(tmp_path / "pred"), "--store", str(store),
+                       "--target", "pixel2", "--out", str(tmp_path / "pred2"))
+    assert code == 0, err
+    assert registry.read_manifest(tmp_path / "pred2")["samples"]["targets"] == {"pixel2": 20}
+    code, out, err = run(capsys, "predict", "--predictor", str(tmp_path / "pred2"), "--all", "--out", str(tmp_path / "all.parquet"))
+    assert code == 0, err
+    predicted = pd.read_parquet(tmp_path / "all.parquet")
+    assert len(predicted) == 15_625 and np.isfinite(predicted["predicted_ms"]).all()
