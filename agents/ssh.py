@@ -8,9 +8,11 @@ one invocation, so nothing but the result crosses the network while timing.
 
 The parts live next door: :mod:`agents.ssh_connection` (settings, host-key policy,
 authentication), :mod:`agents.remote_process` (a command's bounded stdout/stderr),
+:mod:`agents.ssh_files` (private workdir, atomic upload, hash-checked runner start),
+:mod:`agents.ssh_cooldown` (hygiene settings and the wait until the board is cool),
 :mod:`agents.runner_result` (the runner's result checked against its schema, and what
 a runner that ended without one means) and :mod:`agents.ssh_facts` (its facts as
-:class:`~agents.base.DeviceFacts`). This module re-exports their public names.
+:class:`~agents.base.DeviceFacts`). This module is the agent, and re-exports their public names.
 
 Security:
 
@@ -49,9 +51,7 @@ import json
 import logging
 import os
 import re
-import secrets
 import shlex
-import shutil
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -87,7 +87,9 @@ from agents.ssh_connection import (
     connect,
     is_active,
 )
+from agents.ssh_cooldown import CooldownRecord, HygieneSettings, wait_until_cool
 from agents.ssh_facts import board_tool_readings, facts_from_runner
+from agents.ssh_files import PRIVATE_WORKDIR_CHECK, RUNNER_BOOT, file_sha256, upload_atomically
 from agents.telemetry import from_cores, hottest
 
 if TYPE_CHECKING:
@@ -97,63 +99,9 @@ logger = logging.getLogger(__name__)
 
 RUNNER_SOURCE = Path(__file__).with_name("runner.py")
 
-#: Run by the device's python before anything is uploaded: the workdir must be a private folder of the login user
-#: (not a symlink, owned by them, not group/other-writable), else anyone on a shared board could plant files in it.
-PRIVATE_WORKDIR_CHECK = """\
-import os, stat, sys
-workdir, campaign = sys.argv[1], sys.argv[2]
-os.umask(0o077)
-os.makedirs(workdir, mode=0o700, exist_ok=True)
-info = os.lstat(workdir)
-fix = "; remove it or set ssh.workdir to a private folder of the login user (mode 0700)"
-if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
-    sys.exit("workdir " + workdir + " is a symlink or not a directory" + fix)
-if info.st_uid != os.getuid():
-    sys.exit("workdir " + workdir + " is owned by uid " + str(info.st_uid) + ", not the login user" + fix)
-if info.st_mode & 0o022:
-    sys.exit("workdir " + workdir + " is group- or other-writable (mode " + oct(info.st_mode & 0o777) + ")" + fix)
-os.makedirs(os.path.join(workdir, campaign, "artifacts"), mode=0o700, exist_ok=True)
-"""
-
-#: Starts the runner only if its bytes hash to the expected sha256, and runs exactly the bytes it hashed.
-RUNNER_BOOT = """\
-import hashlib, sys
-path, expected = sys.argv[1], sys.argv[2]
-with open(path, "rb") as handle:
-    source = handle.read()
-if hashlib.sha256(source).hexdigest() != expected:
-    sys.exit("latfarm: " + path + " does not match its sha256; refusing to run it")
-sys.argv = [path] + sys.argv[3:]
-namespace = sys.modules["__main__"].__dict__
-namespace["__file__"] = path
-exec(compile(source, path, "exec"), namespace)
-"""
-
 #: What a campaign id (a remote directory name) may be, matched against the whole id.
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True)
-class HygieneSettings:
-    """CPU pinning and thermal cool-down; mirrors the inventory's ``hygiene:`` block."""
-
-    affinity: tuple[int, ...] | None = None
-    cooldown_s: float = 0.0
-    max_temperature_c: float | None = None
-    cooldown_timeout_s: float = 300.0
-    poll_s: float = 5.0
-
-
-@dataclass
-class CooldownRecord:
-    """What the last cool-down did: temperatures before and after, time waited, whether it gave up."""
-
-    waited_s: float = 0.0
-    start_c: float | None = None
-    end_c: float | None = None
-    limit_c: float | None = None
-    timed_out: bool = False
 
 
 @dataclass
@@ -333,31 +281,13 @@ class SSHAgent(Agent):
         return hottest(result["thermal_c"])
 
     def cool_down(self) -> CooldownRecord:
-        """Sleep ``cooldown_s``, then wait until the device is under ``max_temperature_c``.
+        """Sleep ``cooldown_s``, then wait until the device is under ``max_temperature_c`` (:mod:`agents.ssh_cooldown`).
 
         Gives up after ``cooldown_timeout_s`` with :class:`DeviceUnavailable` (retryable: the
         farm tries the job again later); :attr:`last_cooldown` records what happened either way.
         """
-        hygiene = self.hygiene
-        record = CooldownRecord(limit_c=hygiene.max_temperature_c)
-        self.last_cooldown = record
-        if hygiene.cooldown_s > 0:
-            self._sleep(hygiene.cooldown_s)
-        if hygiene.max_temperature_c is None:
-            return record
-        started = self._clock()
-        temperature = record.start_c = record.end_c = self._read_temperature()
-        while temperature is not None and temperature >= hygiene.max_temperature_c:
-            if self._clock() - started >= hygiene.cooldown_timeout_s:
-                record.timed_out = True
-                record.waited_s = self._clock() - started
-                raise DeviceUnavailable(
-                    f"device {self.name!r}: still {temperature:.1f} C after {record.waited_s:.0f} s of cool-down "
-                    f"(hygiene.max_temperature_c {hygiene.max_temperature_c}); raise cooldown_timeout_s or improve cooling"
-                )
-            self._sleep(hygiene.poll_s)
-            temperature = record.end_c = self._read_temperature()
-        record.waited_s = self._clock() - started
+        record = self.last_cooldown = CooldownRecord(limit_c=self.hygiene.max_temperature_c)
+        wait_until_cool(self.hygiene, record, self._read_temperature, sleep=self._sleep, clock=self._clock, device=self.name)
         return record
 
     # ------------------------------------------------------------- connection
@@ -414,27 +344,8 @@ class SSHAgent(Agent):
         return DeviceUnavailable(f"device {self.name!r}: the connection to {self.settings.address} dropped{why}")
 
     def _sftp_put(self, local: str | os.PathLike[str], remote: str) -> None:
-        """Upload to ``remote`` atomically: a fresh ``.part`` file created exclusively (never a planted path or
-        symlink), then renamed. Never reused by size: what runs is checked by sha256 on the device."""
-        client = self._connection()
-        try:
-            with client.open_sftp() as sftp:
-                partial = f"{remote}.{secrets.token_hex(8)}.part"
-                with open(local, "rb") as source, sftp.open(partial, "wxb") as target:
-                    target.chmod(0o600)
-                    target.set_pipelined(True)
-                    shutil.copyfileobj(source, target, 1 << 15)
-                if sftp.stat(partial).st_size != os.path.getsize(local):
-                    raise OSError(f"{partial} is short after upload")
-                sftp.posix_rename(partial, remote)
-        except (paramiko.SSHException, EOFError, OSError) as error:
-            if isinstance(error, (FileNotFoundError, PermissionError)) and is_active(client):
-                raise DeviceSetupError(
-                    f"device {self.name!r}: cannot write {remote} ({error}); check ssh.workdir and its permissions"
-                ) from error
-            raise DeviceUnavailable(
-                f"device {self.name!r}: upload to {self.settings.address} failed ({type(error).__name__}: {error})"
-            ) from error
+        """Upload to ``remote`` atomically (:func:`agents.ssh_files.upload_atomically`)."""
+        upload_atomically(self._connection(), local, remote, label=f"device {self.name!r} ({self.settings.address})")
 
     # -------------------------------------------------------------- remote work
     def _ensure_dir(self) -> None:
@@ -468,7 +379,7 @@ class SSHAgent(Agent):
         if not os.path.isfile(artifact.path):
             raise ArtifactRejected(f"{_describe(artifact)}: the built file {artifact.path} does not exist on the build host")
         self._ensure_dir()
-        digest = artifact.sha256 or _sha256(artifact.path)
+        digest = artifact.sha256 or file_sha256(artifact.path)
         remote = self._remote_paths.get(digest)
         if remote is None:
             remote = f"{self.remote_dir}/artifacts/{digest}{Path(artifact.path).suffix}"
@@ -574,11 +485,6 @@ class SSHAgent(Agent):
 
 def _describe(artifact: Artifact) -> str:
     return f"{artifact.search_space} arch {artifact.arch!r} ({artifact.runtime}, batch {artifact.batch_size}, input {artifact.input_size})"
-
-
-def _sha256(path: str | os.PathLike[str]) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 __all__: Iterable[str] = [
