@@ -1,11 +1,11 @@
 """SSHAgent against a real OpenSSH sshd on 127.0.0.1 (this machine plays the board).
 
 Real: sshd, paramiko, SFTP, taskset, the runner, the lite interpreter and the
-LiteRT interpreter. The only stand-ins are the cool-down's temperature source
-(this VM has no thermal zones; the loop is driven by an injected reader) and
-the stand-in "tiny" space for the TFLite path (an NB201 LiteRT conversion costs
-about a minute on this shared machine; farm/build's tests convert one tiny
-model the same way).
+LiteRT interpreter. The only stand-in is the "tiny" space for the TFLite path
+(an NB201 LiteRT conversion costs about a minute on this shared machine;
+farm/build's tests convert one tiny model the same way). The cool-down loop is
+in test_ssh_cooldown.py (this VM has no thermal zones), hostile boards in
+test_ssh_hostile_device.py, host keys in test_ssh_connection.py.
 """
 
 from __future__ import annotations
@@ -211,42 +211,3 @@ def test_a_network_blip_mid_run_is_retried_without_a_stray_runner(
     assert f"stopped runner {first_runner}, left running by a dropped connection" in caplog.text
     assert first_runner not in _runners(fragment) and len(_runners(fragment)) == 1
     agent.close()
-
-
-class _FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_cool_down_waits_until_under_the_limit_or_gives_up_with_a_record(tmp_path: Path) -> None:
-    readings = iter([81.0, 76.5, 69.9])
-    clock = _FakeClock()
-    agent = SSHAgent(
-        SSHSettings(host="board", user="bench"),
-        campaign_id="c",
-        hygiene=HygieneSettings(cooldown_s=2.0, max_temperature_c=70.0, cooldown_timeout_s=60.0, poll_s=5.0),
-        temperature_reader=lambda: next(readings),
-        sleep=clock.sleep,
-        clock=clock,
-    )
-    record = agent.cool_down()
-    assert (record.start_c, record.end_c, record.waited_s, record.timed_out) == (81.0, 69.9, 10.0, False)
-    assert clock.now == 12.0  # the fixed cool-down, then two polls
-
-    hot = SSHAgent(
-        SSHSettings(host="board", user="bench"),
-        campaign_id="c",
-        hygiene=HygieneSettings(max_temperature_c=70.0, cooldown_timeout_s=20.0, poll_s=5.0),
-        temperature_reader=lambda: 85.0,
-        sleep=clock.sleep,
-        clock=clock,
-    )
-    with pytest.raises(DeviceUnavailable, match="still 85.0 C after 20 s"):
-        hot.cool_down()
-    assert hot.last_cooldown.timed_out and hot.last_cooldown.waited_s == 20.0

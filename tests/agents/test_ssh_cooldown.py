@@ -12,6 +12,7 @@ from typing import Iterator
 import pytest
 
 from agents.base import DeviceUnavailable
+from agents.ssh import SSHAgent, SSHSettings
 from agents.ssh_cooldown import CooldownRecord, HygieneSettings, wait_until_cool
 
 
@@ -45,12 +46,21 @@ def test_without_a_limit_only_the_fixed_pause_is_taken_and_no_sensor_is_read() -
     assert time.now == 3.0 and record.start_c is None
 
 
-def test_gives_up_after_the_timeout_with_a_retryable_error_and_a_record() -> None:
-    hygiene = HygieneSettings(max_temperature_c=70.0, cooldown_timeout_s=20.0, poll_s=5.0)
-    record, time = CooldownRecord(limit_c=70.0), FakeTime()
+def test_the_agent_gives_up_after_the_timeout_with_a_retryable_error_and_keeps_the_record() -> None:
+    time = FakeTime()
+    agent = SSHAgent(
+        SSHSettings(host="board", user="bench"),
+        campaign_id="c",
+        name="pi4",
+        hygiene=HygieneSettings(max_temperature_c=70.0, cooldown_timeout_s=20.0, poll_s=5.0),
+        temperature_reader=lambda: 85.0,
+        sleep=time.sleep,
+        clock=time,
+    )
     with pytest.raises(DeviceUnavailable, match="device 'pi4': still 85.0 C after 20 s") as caught:
-        wait_until_cool(hygiene, record, lambda: 85.0, sleep=time.sleep, clock=time, device="pi4")
-    assert caught.value.retryable and record.timed_out and record.waited_s == 20.0
+        agent.cool_down()
+    record = agent.last_cooldown
+    assert caught.value.retryable and record.timed_out and record.waited_s == 20.0 and record.limit_c == 70.0
 
 
 @pytest.mark.parametrize("broken", [math.nan, math.inf, -math.inf, -273.15, 9999.0])
