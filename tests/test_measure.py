@@ -28,6 +28,8 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path: Path) -> Non
         "archs": (["--archs", str(archs)], [f"{archs}: line 5:"]),
         "quantile": (["--sample", "1", "--quantile", "1.5"], ["quantile 1.5 is out of range", "0 <= quantile <= 1"]),
         "anchors": (["--sample", "1", "--anchors", "11"], ["--anchors 11: at most 10 anchors for nasbench201"]),
+        "wait-negative": (["--sample", "1", "--wait-for-lock", "-1"], ["--wait-for-lock -1.0: must be a number of seconds >= 0"]),
+        "wait-nan": (["--sample", "1", "--wait-for-lock", "nan"], ["--wait-for-lock nan: must be a number of seconds >= 0"]),
     }
     processes = {
         name: subprocess.Popen([sys.executable, "measure.py", *argv, "--store", str(tmp_path / "m")], cwd=REPO,
