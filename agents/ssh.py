@@ -214,7 +214,7 @@ class SSHAgent(Agent):
             raise ArtifactRejected(f"device {self.name!r}: {_describe(artifact)} crashed the runtime: {error.message}") from error
         (error,) = result["errors"]  # the schema checked: one entry per artifact of the job
         if error is not None:
-            raise ArtifactRejected(f"device {self.name!r} rejected {_describe(artifact)}: {error['message']}")
+            raise ArtifactRejected(f"device {self.name!r} rejected {_describe(artifact)}: {_said(error['message'])}")
 
     def run(self, artifacts: Sequence[Artifact], schedule: Sequence[Burst]) -> list[list[float]]:
         """Run the whole ``schedule`` in one runner invocation on the device; per-artifact timed runs in ms."""
@@ -252,7 +252,8 @@ class SSHAgent(Agent):
         for artifact, error in zip(artifacts, errors):
             if error is not None:
                 kind = ArtifactRejected if error.get("kind") == "rejected" else RunFailed
-                failure = kind(f"device {self.name!r}, {_describe(artifact)}, {error.get('stage')}: {error.get('message')}")
+                where = f"device {self.name!r}, {_describe(artifact)}, {_said(error['stage'], 40)}"
+                failure = kind(f"{where}: {_said(error['message'])}")
                 failure.partial_samples = [[float(v) for v in runs] for runs in samples]  # type: ignore[attr-defined]
                 raise failure
         return [[float(v) for v in runs] for runs in samples]
@@ -481,6 +482,12 @@ class SSHAgent(Agent):
         status = process.wait(self._clock() + self.settings.command_timeout_s)
         self._runner = None
         raise runner_exit_error(self.name, status, process.stderr_tail(), self.settings.python, mode=mode)
+
+
+def _said(text: str, limit: int = 500) -> str:
+    """What the device said, as part of a one-line message: newlines escaped, at most ``limit`` characters."""
+    shown = text[:limit].replace("\r", "\\r").replace("\n", "\\n")
+    return shown + ("..." if len(text) > limit else "")
 
 
 def _describe(artifact: Artifact) -> str:

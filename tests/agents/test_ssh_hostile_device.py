@@ -17,6 +17,7 @@ Simulated (and named so): the hostile board, an ``ssh.python`` wrapper around th
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import sys
@@ -165,3 +166,12 @@ def test_impossible_zones_are_dropped_and_named_in_the_run_record(sshd, tmp_path
     record = agent.last_run
     assert record.temperature_start_c == record.temperature_end_c == 45.5
     assert record.temperatures_dropped == ("a=nan", "c=-9999.9", "d=inf") * 2
+
+
+def test_what_a_board_says_about_a_rejected_model_is_one_bounded_line(sshd, tmp_path: Path, tiny_torchscript) -> None:
+    said = "cannot load\nTraceback (most recent call last):\n" + "x" * 100_000
+    lie = json.dumps({"ok": True, "mode": "check", "errors": [{"stage": "load", "kind": "rejected", "message": said}]})
+    with hostile_agent(sshd, tmp_path, {"lies": {"reply": lie}}, campaign_id="c-said") as agent:
+        with pytest.raises(ArtifactRejected, match=r"rejected tiny arch '4' .*: cannot load\\nTraceback") as caught:
+            agent.prepare(tiny_torchscript[0])
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 1000
