@@ -354,12 +354,17 @@ def _write_new_file(folder: Path, table: pa.Table) -> Path:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, final)
+    fsync_folder(folder)
+    return final
+
+
+def fsync_folder(folder: str | os.PathLike[str]) -> None:
+    """Flush a folder's entries (a rename or new file in it) to disk."""
     directory = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(directory)
     finally:
         os.close(directory)
-    return final
 
 
 def _arrow_message(exc: Exception) -> str:
