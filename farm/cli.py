@@ -5,7 +5,10 @@ Subcommands:
 * ``farm status [--store DIR] [--json]``: measurements per search space, device,
   runtime and batch size (ok / unstable / failed, distinct archs, median latency,
   median relative CI half-width), per device the share of measured rows carrying
-  each telemetry field, and the last campaign;
+  each telemetry field, the last campaign, and every unfinished campaign (killed or
+  interrupted) with the counts of its stored rows and the command that resumes it;
+* ``farm check --store DIR [--repair] [--json]``: damaged or foreign files in a store,
+  quarantined with ``--repair`` (:mod:`farm.store_check`);
 * ``farm measure ...``: the same as ``python measure.py ...``;
 * ``farm devices [--inventory FILE] [--json]``: probe every device through its Ray actor;
 * ``farm import FILE --store DIR``: when ``farm.importer`` is installed.
@@ -33,7 +36,9 @@ from farm import __version__
 from farm.cli_help import apply_help_conventions
 from farm.errors import UserError, exit_on_user_error
 
-#: Optional modules that add subcommands with ``register(subparsers)``.
+#: Modules that add subcommands with ``register(subparsers)``, in the order ``--help`` lists them.
+SUBCOMMAND_MODULES: tuple[str, ...] = ("farm.store_check",)
+#: Optional modules that add subcommands the same way (skipped when they cannot be imported).
 PLUGIN_MODULES: tuple[str, ...] = ("farm.importer", "farm.pull")
 
 
@@ -105,8 +110,8 @@ def telemetry_table(store_root: str | Path) -> pd.DataFrame:
 
 
 def status(args: argparse.Namespace) -> int:
-    from farm.store import StoreError
-    from farm.summary import load_records
+    from farm.store import Store, StoreError
+    from farm.summary import campaign_views, load_records
 
     root = Path(args.store)
     if root.exists() and not root.is_dir():
@@ -116,10 +121,13 @@ def status(args: argparse.Namespace) -> int:
     try:
         table = status_table(root)
         telemetry = telemetry_table(root)
+        campaign_rows = Store(root).read(columns=["campaign_id", "device", "status"])
     except StoreError as exc:
         raise UserError(str(exc)) from None
     records = load_records(root)
-    last = records[-1] if records else None
+    views = campaign_views(records, campaign_rows)
+    last = views[-1] if views else None
+    unfinished = [view for view in views if view.unfinished]
     if args.json:
         payload: dict[str, Any] = {
             "store": str(root),
@@ -127,6 +135,7 @@ def status(args: argparse.Namespace) -> int:
             "telemetry": json.loads(telemetry.to_json(orient="records")),
             "last_campaign": last.to_dict() if last else None,
             "campaigns": len(records),
+            "unfinished_campaigns": [view.to_dict() for view in unfinished],
         }
         json.dump(payload, sys.stdout, indent=1, default=str)
         sys.stdout.write("\n")
@@ -144,9 +153,18 @@ def status(args: argparse.Namespace) -> int:
     if last is None:
         print("no campaign recorded")
     else:
-        when = last.finished_at or "never finished (killed or still running)"
-        print(f"\nlast campaign ({len(records)} in total), finished: {when}")
-        print(last.render())
+        when = last.record.finished_at or "never finished (killed or still running)"
+        print(f"\nlast campaign ({len(records)} in total), finished: {when}; {last.state_line()}")
+        print(last.record.render())
+        print(f"stored: {last.counts_line()}")
+    if unfinished:
+        print(f"\nunfinished campaigns ({len(unfinished)}), counts from their stored rows:")
+        for view in unfinished:
+            record = view.record
+            print(f"{record.campaign_id}: {view.state_line()}; started {record.started_at or '?'}, "
+                  f"{record.search_space}, {record.archs} archs")
+            print(f"  {view.counts_line()}")
+            print(f"  {view.resume_hint()}")
     return 0
 
 
@@ -212,6 +230,8 @@ def build_parser(extra: Sequence[Registrar] = ()) -> argparse.ArgumentParser:
     devices_parser.add_argument("--json", action="store_true", help="print JSON: one object per device")
     devices_parser.set_defaults(handler=devices)
 
+    for module_name in SUBCOMMAND_MODULES:
+        importlib.import_module(module_name).register(sub)
     for module_name in PLUGIN_MODULES:
         try:
             module = importlib.import_module(module_name)
