@@ -54,9 +54,11 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import ray
 
-from farm.actors import AgentFactory, device_resource, start_actor
+from farm.actors import AgentFactory, device_resource, start_actor, wait_for_device_nodes
 from farm.anchoring import anchor_archs, anchor_count, anchored_batch, stamp_job_rows
-from farm.builds import BuildFn, default_build_fn, needs_build, run_build
+from farm.builds import (
+    BuildFn, build_capacity, build_key, build_layout, build_task, build_task_options, default_build_fn, needs_build,
+)
 from farm.campaign_progress import CampaignProgress
 from farm.device_records import record_devices
 from farm.jobs import Job, JobResult, failed_row
@@ -70,8 +72,6 @@ if TYPE_CHECKING:
     from farm.protocol import Protocol
 
 logger = logging.getLogger(__name__)
-
-build_task = ray.remote(num_cpus=1)(run_build)
 
 #: How long a device actor may take to start (worker process, imports) before its device is marked down.
 ACTOR_START_TIMEOUT_S = 300.0
@@ -115,6 +115,7 @@ class CampaignConfig:
     artifact_dir: str | None = None
     progress: bool = True
     lock_wait_s: float = 0.0
+    node_wait_s: float = 60.0
 
     def protocol_overrides(self) -> dict[str, Any]:
         values = {
@@ -251,6 +252,7 @@ class Campaign:
         self.build_failures: set[tuple[Any, ...]] = set()
         self.progress = CampaignProgress(0, "", enabled=False)
         self.build_cpus: float = 1
+        self.build_options: dict[str, Any] = build_task_options({}, num_cpus=1)
         self.measure_started: float | None = None
         self.writer: StoreWriter | None = None
         self.summary = CampaignSummary(
@@ -319,6 +321,7 @@ class Campaign:
         return self.summary
 
     def _start_actors(self) -> None:
+        wait_for_device_nodes([s.device for s in self.states if s.queue], self.config.node_wait_s)
         available = ray.cluster_resources()
         self._choose_build_cpus(available)
         for state in self.states:
@@ -329,7 +332,8 @@ class Campaign:
             if device.node and available.get(resource, 0) < 1:
                 self._mark_down(
                     state,
-                    f"no Ray node offers resource {resource!r} (inventory node {device.node!r}); "
+                    f"no Ray node offers resource {resource!r} (inventory node {device.node!r}) "
+                    f"after {self.config.node_wait_s:g} s; "
                     f"on that node run: ray start --address=<head> --resources='{{\"{resource}\": 1}}'",
                 )
                 continue
@@ -343,13 +347,15 @@ class Campaign:
         """
         needs = any(needs_build(r) for s in self.states if s.queue for r in s.device.runtimes)
         held = sum(s.device.threads for s in self.states if s.queue and s.device.kind == "cpu")
-        if needs and available.get("CPU", 0) - held < 1:
+        capacity = build_capacity(ray.nodes())
+        if needs and capacity - held < 1:
             self.build_cpus = 0
             logger.warning(
-                "the cpu devices hold all %d CPUs of the Ray cluster: builds run beside the measurements "
+                "the cpu devices hold all %d CPUs of the build nodes: builds run beside the measurements "
                 "and may perturb them; give Ray more CPUs (ray start --num-cpus) or measure fewer cpu devices",
-                int(available.get("CPU", 0)),
+                int(capacity),
             )
+        self.build_options = build_task_options(available, num_cpus=self.build_cpus)
 
     def _wait_for_actors(self) -> None:
         """Start every actor and connect every device, all at once, before the clock for idle time starts.
@@ -437,12 +443,13 @@ class Campaign:
                 if job.job_id in self.job_builds or not needs_build(job.runtime):
                     continue
                 refs = []
+                layout = build_layout(job.runtime, state.device.tflite_layout)
                 for arch in job.archs:
                     artifact = job.artifact(arch)
-                    key = artifact.key()
+                    key = build_key(artifact, layout)
                     if key not in self.build_refs:
-                        self.build_refs[key] = build_task.options(num_cpus=self.build_cpus).remote(
-                            self.build_fn, artifact, self.config.artifact_dir or _default_build_cache()
+                        self.build_refs[key] = build_task.options(**self.build_options).remote(
+                            self.build_fn, artifact, self.config.artifact_dir or _default_build_cache(), layout
                         )
                     refs.append(self.build_refs[key])
                     self.build_users[key] = self.build_users.get(key, 0) + 1
@@ -465,7 +472,7 @@ class Campaign:
             result = JobResult(job=job, error=f"farm bug in the device actor: {error}".splitlines()[0],
                                error_type=type(error).__name__, retryable=False, stage="actor")
         result.dispatched_at = self.dispatched_at.pop(job.job_id, 0.0)
-        self._record_builds(job)
+        self._record_builds(state, job)
         state.last_finish = time.monotonic()
         state.summary.busy_s += result.busy_s
         rows = list(result.rows) + self._resolve_failure(state, result)
@@ -555,7 +562,7 @@ class Campaign:
         if message and message not in state.summary.errors and len(state.summary.errors) < 10:
             state.summary.errors.append(message)
 
-    def _record_builds(self, job: Job) -> None:
+    def _record_builds(self, state: _DeviceState, job: Job) -> None:
         """Note the build time of the job's artifacts; drop build results no queued job still needs.
 
         Dropping the last reference frees the artifact's bytes in Ray's object store (OFA
@@ -565,8 +572,9 @@ class Campaign:
         refs = self.job_builds.pop(job.job_id, None)
         if not refs:
             return
+        layout = build_layout(job.runtime, state.device.tflite_layout)
         for arch, ref in zip(job.archs, refs):
-            key = job.artifact(arch).key()
+            key = build_key(job.artifact(arch), layout)
             if key not in self.build_seconds:
                 result = ray.get(ref)
                 self.build_seconds[key] = result.seconds

@@ -132,7 +132,7 @@ def test_retries_are_bounded(tmp_path: Path) -> None:
 def test_a_dead_device_is_marked_down_and_the_campaign_finishes(tmp_path: Path) -> None:
     devices = [scripted_device("good"), scripted_device("dead"), scripted_device("pinned", node="no-such-host")]
     summary = run_campaign(
-        config(tmp_path, devices, down_after=2),
+        config(tmp_path, devices, down_after=2, node_wait_s=1),
         agent_factory=per_device_factory({"dead": {"connect_error": "DeviceUnavailable"}}),
     )
     good, dead, pinned = summary.devices
