@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import importlib
 import io
 import json
 import os
@@ -225,7 +226,13 @@ def runtime_versions() -> dict[str, str]:
 
 
 def _dist_version(module: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    try:
+        from importlib.metadata import PackageNotFoundError, version  # novermin: 3.8+, handled below
+    except ImportError:  # Python 3.7 boards: the module's own version string
+        try:
+            return str(getattr(importlib.import_module(module), "__version__", "unknown"))
+        except Exception:  # noqa: BLE001 - any import failure means unknown
+            return "unknown"
 
     for name in (module.replace("_", "-"), module):
         try:

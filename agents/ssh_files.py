@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import shutil
@@ -29,6 +28,7 @@ import shutil
 import paramiko
 
 from agents.base import DeviceUnavailable
+from agents.hashing import file_sha256
 from agents.runner_result import DeviceSetupError
 from agents.ssh_connection import is_active
 
@@ -88,9 +88,3 @@ def upload_atomically(client: paramiko.SSHClient, local: str | os.PathLike[str],
         if isinstance(error, (FileNotFoundError, PermissionError)) and is_active(client):
             raise DeviceSetupError(f"{label}: cannot write {remote} ({error}); check ssh.workdir and its permissions") from error
         raise DeviceUnavailable(f"{label}: upload failed ({type(error).__name__}: {error})") from error
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """The hex sha256 of the file at ``path``, read in chunks."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()

@@ -42,7 +42,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import re
 import socket
 import sys
@@ -53,6 +52,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from agents.hashing import file_sha256
 from farm import __version__, spaces
 from farm.errors import UserError
 from farm.spaces import ArchError
@@ -82,12 +82,6 @@ def batch_size_from_device(device: str) -> int:
     match = _SUFFIX.search(device)
     value = int(match.group(1)) if match else 1
     return value if 1 <= value <= MAX_BATCH_FROM_NAME else 1
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's content."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def read_table(path: Path) -> pd.DataFrame:
