@@ -11,6 +11,12 @@ at any latency of the target device (or of any device).
   similarity to the archs chosen so far is lowest.
 - ``kmeans``: k-means (k = n, k-means++ initialisation, Lloyd iterations) over
   the encodings, then the candidate nearest to each centroid.
+- ``cosine-kmeans``: NASFLAT's mix of the two: k-means (k = n) splits the
+  candidates into n clusters, then one arch is taken from each cluster in turn,
+  the member whose mean cosine similarity to the archs chosen so far is lowest.
+  Every region of the space gets one sample (k-means), and each is the most
+  unlike the others (cosine). NASFLAT's public code has no such combined
+  sampler, so this is our reading of "a mix of the two".
 
 Encodings are :func:`trainer.encodings.onehot` by default. Ties are broken
 by a seeded shuffle of the candidates, so every sampler is deterministic in
@@ -84,17 +90,7 @@ def kmeans_sampler(
 ) -> list[str]:
     """The candidate nearest to each of ``n`` k-means centroids (k-means++ start, Lloyd updates)."""
     pool, x, rng = _shuffled(space, candidates, n, seed, encoding)
-    centroids = _kmeans_plus_plus(x, n, rng)
-    for _ in range(iterations):
-        assignment = _nearest(x, centroids)
-        updated = centroids.copy()
-        for k in range(n):
-            members = x[assignment == k]
-            if len(members):
-                updated[k] = members.mean(axis=0)
-        if np.allclose(updated, centroids):
-            break
-        centroids = updated
+    _, centroids = _lloyd(x, n, rng, iterations)
     chosen: list[int] = []
     taken = np.zeros(len(pool), dtype=bool)
     for k in range(n):
@@ -104,6 +100,52 @@ def kmeans_sampler(
         chosen.append(pick)
         taken[pick] = True
     return [pool[i] for i in chosen]
+
+
+def cosine_kmeans_sampler(
+    space: str, candidates: Sequence[str], n: int, seed: int = 0, encoding: str = "onehot", iterations: int = 50
+) -> list[str]:
+    """One arch per k-means cluster (k = n), each the least cosine-similar to those already chosen.
+
+    The first pick is the member nearest to the first centroid; clusters are then visited
+    in the order of their centroids' k-means++ draw.
+    """
+    pool, x, rng = _shuffled(space, candidates, n, seed, encoding)
+    assignment, centroids = _lloyd(x, n, rng, iterations)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    unit = x / np.where(norms > 0, norms, 1.0)
+    similarity_sum = np.zeros(len(pool))
+    taken = np.zeros(len(pool), dtype=bool)
+    chosen: list[int] = []
+    for k in range(n):
+        members = (assignment == k) & ~taken
+        if not members.any():  # an empty cluster: any free candidate
+            members = ~taken
+        if chosen:
+            score = np.where(members, similarity_sum, np.inf)
+        else:
+            score = np.where(members, ((x - centroids[k]) ** 2).sum(axis=1), np.inf)
+        pick = int(np.argmin(score))
+        chosen.append(pick)
+        taken[pick] = True
+        similarity_sum += unit @ unit[pick]
+    return [pool[i] for i in chosen]
+
+
+def _lloyd(x: np.ndarray, k: int, rng: np.random.Generator, iterations: int) -> tuple[np.ndarray, np.ndarray]:
+    """(assignment, centroids) of k-means from a k-means++ start."""
+    centroids = _kmeans_plus_plus(x, k, rng)
+    for _ in range(iterations):
+        assignment = _nearest(x, centroids)
+        updated = centroids.copy()
+        for c in range(k):
+            members = x[assignment == c]
+            if len(members):
+                updated[c] = members.mean(axis=0)
+        if np.allclose(updated, centroids):
+            break
+        centroids = updated
+    return _nearest(x, centroids), centroids
 
 
 def _nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -126,6 +168,7 @@ SAMPLERS: dict[str, Callable[..., list[str]]] = {
     "random": random_sampler,
     "cosine": cosine_sampler,
     "kmeans": kmeans_sampler,
+    "cosine-kmeans": cosine_kmeans_sampler,
 }
 DEFAULT_SAMPLER = "cosine"
 
@@ -138,4 +181,4 @@ def get_sampler(name: str) -> Callable[..., list[str]]:
         raise UserError(f"--sampler: unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}") from None
 
 
-__all__ = ["DEFAULT_SAMPLER", "SAMPLERS", "Sampler", "cosine_sampler", "get_sampler", "kmeans_sampler", "random_sampler"]
+__all__ = ["DEFAULT_SAMPLER", "SAMPLERS", "Sampler", "cosine_kmeans_sampler", "cosine_sampler", "get_sampler", "kmeans_sampler", "random_sampler"]

@@ -83,3 +83,19 @@ def test_sample_verb_reads_no_store_at_all(capsys, store_without_new_device, tmp
     monkeypatch.setattr(Store, "read", no_reading)
     assert main(["sample", "--predictor", str(out), "--n", "4", "--sampler", "random"]) == 0
     assert len(capsys.readouterr().out.split()) == 4
+
+
+def test_cosine_kmeans_takes_one_arch_per_cluster_and_is_more_diverse_than_kmeans(candidates):
+    mixed = get_sampler("cosine-kmeans")
+    picked = mixed(SPACE, candidates, 20, seed=0)
+    assert len(set(picked)) == 20
+    from trainer.samplers import _lloyd, _shuffled
+
+    pool, shuffled_x, rng = _shuffled(SPACE, candidates, 20, 0, "onehot")
+    assignment, _ = _lloyd(shuffled_x, 20, rng, 50)
+    cluster_of = dict(zip(pool, assignment.tolist()))
+    assert len({cluster_of[a] for a in picked}) == len(set(assignment.tolist())), "one pick per non-empty cluster"
+    kmeans = get_sampler("kmeans")
+    mixed_cos = np.mean([_mean_pairwise_cosine(mixed(SPACE, candidates, 20, seed=s)) for s in range(3)])
+    kmeans_cos = np.mean([_mean_pairwise_cosine(kmeans(SPACE, candidates, 20, seed=s)) for s in range(3)])
+    assert mixed_cos <= kmeans_cos

@@ -38,6 +38,7 @@ METHODS: dict[str, str] = {
     "brpnas": "trainer.models.brpnas",
     "multipredict": "trainer.models.multipredict",
     "help": "trainer.models.help",
+    "nasflat": "trainer.models.nasflat",
 }
 
 #: Used when ``multipredict`` cannot be imported.
