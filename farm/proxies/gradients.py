@@ -16,7 +16,10 @@ statistics, as in the zero-cost proxy papers) on the input ``x`` of the batch:
    ``0.5 * mean_n (sum_spatial z * dL/dz)^2`` of its output ``z`` (Theis et
    al. 2018; Turner et al. 2020); this backward keeps its graph, so that
 3. ``hessian_grads = H g``, the Hessian of ``L`` times ``g = dL/dW``, is the
-   gradient of ``g . stop_gradient(g)`` (GraSP; Wang et al. 2020).
+   gradient of ``g . stop_gradient(g)`` (GraSP; Wang et al. 2020). PyTorch
+   has no second derivative for some activations (OFA's hard-sigmoid); then
+   ``hessian_grads`` is ``None`` and ``hessian_error`` says why, and only
+   grasp fails.
 
 Every tensor kept is a copy (the context resets the network in place).
 
@@ -51,9 +54,10 @@ class GradientPass:
     weights: list[torch.Tensor]
     grads: list[torch.Tensor]
     fisher: list[torch.Tensor]
-    hessian_grads: list[torch.Tensor]
+    hessian_grads: list[torch.Tensor] | None
     jacobian: np.ndarray
     codes: np.ndarray
+    hessian_error: str | None = None
 
 
 def gradient_pass(model: nn.Module, batch: ProxyBatch) -> GradientPass:
@@ -96,11 +100,15 @@ def gradient_pass(model: nn.Module, batch: ProxyBatch) -> GradientPass:
             saliency = saliency + _channel_fisher(z, _or_zeros(next(output_grads), z))
         fisher.append(saliency)
     preserved = sum((g * g.detach()).sum() for g in weight_grads if g.requires_grad)
+    hessian_grads: list[torch.Tensor] | None = [torch.zeros_like(w) for w in weights]
+    hessian_error = None
     if isinstance(preserved, torch.Tensor):
-        second = torch.autograd.grad(preserved, weights, allow_unused=True)
-        hessian_grads = [_or_zeros(h, w).detach().clone() for h, w in zip(second, weights)]
-    else:
-        hessian_grads = [torch.zeros_like(w) for w in weights]
+        try:
+            second = torch.autograd.grad(preserved, weights, allow_unused=True)
+        except RuntimeError as error:  # e.g. "derivative for aten::hardsigmoid_backward is not implemented"
+            hessian_grads, hessian_error = None, " ".join(str(error).split())
+        else:
+            hessian_grads = [_or_zeros(h, w).detach().clone() for h, w in zip(second, weights)]
     units = torch.cat(codes, dim=1).numpy() if codes else np.zeros((batch.spec.batch_size, 0), dtype=bool)
     return GradientPass(
         weights=[w.detach().clone() for w in weights],
@@ -109,6 +117,7 @@ def gradient_pass(model: nn.Module, batch: ProxyBatch) -> GradientPass:
         hessian_grads=hessian_grads,
         jacobian=input_grad.detach().double().flatten(1).numpy().copy(),
         codes=units,
+        hessian_error=hessian_error,
     )
 
 

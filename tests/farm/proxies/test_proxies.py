@@ -154,3 +154,12 @@ def test_proxy_names_are_parsed_and_unknown_ones_named() -> None:
     assert parse_names(None) == NAMES and parse_names(" zen,snip ,zen") == ("snip", "zen")
     with pytest.raises(ValueError, match="unknown proxy 'snipp'"):
         parse_names("snipp")
+
+
+def test_grasp_fails_typed_where_pytorch_has_no_second_derivative_and_the_rest_still_compute() -> None:
+    arch = spaces.get("ofa").sample(1, seed=0)[0]  # MobileNetV3: hard-sigmoid in the squeeze-excite blocks
+    spec = InputSpec(batch_size=4, resolution=32, num_classes=10, label_classes=2)
+    outcomes = {o.proxy: o for o in score_arch("ofa", arch, NAMES, spec)}
+    assert outcomes["grasp"].status == "failed" and "ProxyFailed" in outcomes["grasp"].error
+    assert "hardsigmoid" in outcomes["grasp"].error
+    assert all(o.status == "ok" and math.isfinite(o.value) for name, o in outcomes.items() if name != "grasp")
