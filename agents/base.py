@@ -22,7 +22,7 @@ import abc
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
-from agents.telemetry import Telemetry, from_cores
+from agents.telemetry import Telemetry, from_cores, hottest
 
 
 class AgentError(Exception):
@@ -100,8 +100,8 @@ class DeviceFacts:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def max_temperature_c(self) -> float | None:
-        """The hottest sensor, or ``None`` where the device reports none."""
-        return max(self.temperatures_c.values()) if self.temperatures_c else None
+        """The hottest sane sensor, or ``None`` where the device reports none (a NaN never hides a hot one)."""
+        return hottest(self.temperatures_c)
 
     def telemetry(self) -> Telemetry:
         """Hottest sane sensor, mean clock and governor over every reported core."""

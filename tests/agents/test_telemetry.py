@@ -59,3 +59,9 @@ def test_the_row_says_which_readings_it_dropped() -> None:
     assert fields["temperature_start_c"] == 40.0 and fields["temperature_end_c"] == 41.0
     assert fields["telemetry_dropped"] == "start: zone:a=nan"
     assert telemetry_fields(end, end)["telemetry_dropped"] is None
+
+
+def test_device_facts_hottest_sensor_ignores_broken_ones() -> None:
+    facts = DeviceFacts(temperatures_c={"zone:a": float("nan"), "zone:b": 95.0, "broken": -273.0})
+    assert facts.max_temperature_c() == 95.0
+    assert DeviceFacts(temperatures_c={"zone:a": float("nan")}).max_temperature_c() is None
