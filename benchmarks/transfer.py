@@ -18,7 +18,9 @@ method), and score Spearman rho on every other arch of the target. Rows:
 * ``multipredict-additive``: additive GCN readout, only the hardware row fine-tuned;
 * ``help``: HELP (meta-learned, adapted per target) with 20 target measurements, of which
   its 10 reference archs are 10 (10 + 10 = 20, the same budget as every other row);
-* ``help-10+20``: HELP with its 10 reference archs plus 20 samples, as HELP's code reports.
+* ``help-10+20``: HELP with its 10 reference archs plus 20 samples, as HELP's code reports;
+* ``nasflat``: NASFLAT (op-wise hardware embeddings, DGF/GAT ensemble, pairwise hinge), with
+  its pre-training epochs capped for this CPU (``NASFLATConfig.node_budget``).
 
 It prints one table per task (mean Spearman per target and overall) and the
 timings: pre-training per seed, transfer per target, prediction of the test set
@@ -91,9 +93,10 @@ ROWS = {
             {**PAPER_HYPER, "readout": "additive", "finetune": "embedding", "target_lr": 1e-2}),
         Row("help", "help"),
         Row("help-10+20", "help", samples_beyond_required=20),
+        Row("nasflat", "nasflat"),
     )
 }
-QUICK_HYPER = {"brpnas": {"epochs": 3}, "multipredict": {"epochs": 3}, "help": {"epochs": 5}}
+QUICK_HYPER = {"brpnas": {"epochs": 3}, "multipredict": {"epochs": 3}, "help": {"epochs": 5}, "nasflat": {"epochs": 2}}
 
 
 def load_tables(path: Path, spaces: set[str]) -> dict[str, TargetTable]:
