@@ -11,7 +11,11 @@ Subcommands:
   quarantined with ``--repair`` (:mod:`farm.store_check`);
 * ``farm measure ...``: the same as ``python measure.py ...``;
 * ``farm devices [--inventory FILE] [--json]``: probe every device through its Ray actor;
-* ``farm import FILE --store DIR``: when ``farm.importer`` is installed.
+* ``farm import FILE|DIR --store DIR``: a Parquet table, or a store folder merged by ``measurement_id``;
+* ``farm pull CLUSTER_YAML [--store DIR] [--remote-store PATH]``: the head's store brought home
+  (``ray rsync-down``) and merged (:mod:`farm.pull`);
+* ``farm encode --space S [--all | --archs FILE | --sample N] [--store DIR] [--proxies a,b]``:
+  zero-cost proxies per arch as Ray tasks, into the store's ``_encodings`` table (:mod:`farm.encode`).
 
 ``farm --version`` prints the version; every option's ``--help`` shows its default.
 
@@ -39,7 +43,7 @@ from farm.errors import UserError, exit_on_user_error
 #: Modules that add subcommands with ``register(subparsers)``, in the order ``--help`` lists them.
 SUBCOMMAND_MODULES: tuple[str, ...] = ("farm.store_check",)
 #: Optional modules that add subcommands the same way (skipped when they cannot be imported).
-PLUGIN_MODULES: tuple[str, ...] = ("farm.importer", "farm.pull")
+PLUGIN_MODULES: tuple[str, ...] = ("farm.importer", "farm.pull", "farm.encode")
 
 
 def status_table(store_root: str | Path) -> pd.DataFrame:
