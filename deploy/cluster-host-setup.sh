@@ -55,7 +55,7 @@ if [ -x "$venv/bin/python" ] && [ "$(cat "$state/installed" 2>/dev/null)" = "$st
   echo "latfarm setup on $host: ~/latfarm-venv is up to date ($stamp)"
 else
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-  pip=("$venv/bin/python" -m pip install -q)
+  pip=("$venv/bin/python" -m pip install -q --no-compile)  # bytecode is written on first import
   installed="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("torch"))' 2>/dev/null || true)"
   case "$torch_variant:$installed" in
     cpu:*+cpu) torch_ok=yes ;;              # the CPU build is there
