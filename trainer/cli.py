@@ -134,7 +134,7 @@ def _add_json_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_task(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", choices=sorted(TASKS), help="HELP device split preset: ND (NAS-Bench-201) or FD (FBNet)")
+    parser.add_argument("--task", choices=sorted(TASKS), help="device split preset: HELP's ND (NAS-Bench-201) or FD (FBNet), or one of the project's hard splits (ND-noGPU, ND-GPUonly, FD-nophone, FD-noGPU)")
 
 
 def _apply_task(args: argparse.Namespace, with_targets: bool) -> None:
