@@ -156,6 +156,23 @@ CASES: list[Case] = [
     Case(12, "import-not-parquet", "farm", ("import", "{work}/text.parquet", "--store", "{work}/store"),
          "not a readable Parquet file"),
     Case(12, "import-missing-file", "farm", ("import", "{work}/gone.parquet", "--store", "{work}/store"), "no such file"),
+    Case(12, "pull-missing-cluster-yaml", "farm", ("pull", "{work}/gone.yaml", "--store", "{work}/store"), "file not found"),
+    Case(12, "pull-cluster-yaml-not-utf8", "farm", ("pull", "{work}/latin1.txt", "--store", "{work}/store"),
+         "not UTF-8 text"),
+    Case(12, "encode-unknown-space", "farm", ("encode", "--space", "nope", "--sample", "2", "--store", "{work}/store"),
+         "unknown search space 'nope'"),
+    Case(12, "encode-sample-zero", "farm", ("encode", "--space", "nasbench201", "--sample", "0", "--store", "{work}/store"),
+         "--sample 0: must be >= 1"),
+    # 13: the lock wait is a number of seconds
+    Case(13, "wait-for-lock-negative", "measure",
+         ("--inventory", "{work}/inventory.yaml", "--sample", "1", "--store", "{work}/store", "--wait-for-lock", "-1"),
+         "--wait-for-lock -1.0: must be a number of seconds >= 0"),
+    Case(13, "wait-for-lock-nan", "measure",
+         ("--inventory", "{work}/inventory.yaml", "--sample", "1", "--store", "{work}/store", "--wait-for-lock", "nan"),
+         "--wait-for-lock nan: must be a number of seconds >= 0"),
+    # 14: farm check on something that is not a store
+    Case(14, "check-store-missing", "farm", ("check", "--store", "/proc/x"), "no such folder"),
+    Case(14, "check-store-is-a-file", "farm", ("check", "--store", "{work}/latin1.txt"), "is a file, not a store folder"),
 ]
 
 
@@ -263,7 +280,7 @@ def test_bad_input_is_one_line_exit_2_and_the_store_untouched(
 
 def test_the_table_covers_every_class_and_counts_its_inputs() -> None:
     """The count the issue's closing table reports: bad inputs tried by this table."""
-    assert {case.issue_class for case in CASES} == set(range(6, 13))
+    assert {case.issue_class for case in CASES} == set(range(6, 15))
     assert len({case.id for case in CASES}) == len(CASES) >= 40
 
 
