@@ -42,6 +42,12 @@ Deviations from the paper and its code, with the reason:
   the same device vector.
 * The affine score-to-latency map is ours: the paper reports rank correlation only, but the
   project's predictors return milliseconds.
+* Pre-training epochs are capped by ``node_budget`` (node visits: epochs x pairs x graph nodes).
+  On this 2-core CPU, shared with other jobs (load average 5-17), one epoch over ND's sources
+  (9 x 900 pairs of 9-node graphs) took 11.5 s and one over an FBNet split at 4,000 archs on 5
+  sources (20,000 pairs of 25-node graphs) 64 s, so the paper's 150 epochs would take 29 min
+  and 2.7 h against budgets of 10 and 15 min. The default budget of 3.6M node visits gives ND
+  49 epochs, FD (9 x 900 FBNet pairs) 17 and the FBNet split 7 (about 7.5 min).
 
 Example:
     >>> NASFLAT("nasbench201").config.transfer_schedule("nasbench201")
