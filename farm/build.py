@@ -59,6 +59,7 @@ from typing import Any, Callable, Iterator, Literal
 import numpy as np
 import torch
 
+from farm.atomic import write_bytes_atomic
 from agents.base import AgentError, Artifact
 
 #: Bumped whenever the way a file is built changes, so old cache entries are not reused.
@@ -192,7 +193,7 @@ def build(
         if meta is None:
             meta = _convert_and_verify(converter, model, artifact, input_shape, target, settings, started)
             meta["converter"] = converter_version
-            _write_atomic(meta_path, json.dumps(meta, indent=1).encode())
+            write_bytes_atomic(json.dumps(meta, indent=1).encode(), meta_path)
     return BuiltArtifact(
         replace(artifact, path=str(target), sha256=meta["sha256"]),
         seconds=time.perf_counter() - started,
@@ -469,10 +470,3 @@ def _read_cached(target: Path, meta_path: Path) -> dict[str, Any] | None:
     if hashlib.sha256(target.read_bytes()).hexdigest() != meta.get("sha256"):
         return None  # damaged cache entry: rebuild over it
     return meta
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import time
 import traceback
 from dataclasses import replace
@@ -42,6 +41,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import ray
 
+from farm.atomic import write_bytes_atomic
 from agents.base import AgentError, Artifact
 from farm.jobs import BuildResult
 from farm.node_resources import BUILDER_RESOURCE, HEAD_RESOURCE, MARKER_SHARE, on_head
@@ -173,9 +173,5 @@ def materialize(result: BuildResult, cache_dir: str | os.PathLike[str]) -> Artif
     suffix = Path(result.artifact.path).suffix if result.artifact.path else ""
     target = Path(cache_dir) / f"{digest}{suffix}"
     if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        with os.fdopen(handle, "wb") as out:
-            out.write(result.data)
-        os.replace(temporary, target)
+        write_bytes_atomic(result.data, target)
     return replace(result.artifact, path=str(target), sha256=digest)

@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from farm.atomic import write_json_atomic
 from farm.errors import UserError
 
 #: The folder of a store that holds the device records.
@@ -129,20 +130,7 @@ def record_path(store_root: str | os.PathLike[str], device: str) -> Path:
 
 def write_record(store_root: str | os.PathLike[str], record: DeviceRecord) -> Path:
     """Write (or replace) ``record`` atomically: temporary file, fsync, rename."""
-    path = record_path(store_root, record.device)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{record.device}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as out:
-            json.dump(record.to_json(), out, indent=1)
-            out.write("\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    return path
+    return write_json_atomic(record.to_json(), record_path(store_root, record.device))
 
 
 def record_devices(store_root: str | os.PathLike[str], devices: Iterable[Any]) -> list[Path]:

@@ -55,6 +55,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from farm.atomic import write_bytes_atomic
 from farm import spaces
 from farm.device_records import DEVICES_DIR, DeviceRecord, DeviceRecordError
 from farm.errors import UserError
@@ -302,23 +303,8 @@ def _copy_records(
         except (ValueError, TypeError, OSError, DeviceRecordError):
             present = None  # an unreadable local copy is replaced by a good one
         if wins(data, present):
-            _write_atomic(target, path.read_bytes())
+            write_bytes_atomic(path.read_bytes(), target)
             if kind == "campaigns":
                 result.campaigns_copied += 1
             else:
                 result.devices_copied += 1
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)

@@ -23,11 +23,12 @@ import re
 import shlex
 import socket
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
+
+from farm.atomic import write_json_atomic
 
 RECORDS_DIR = "_campaigns"
 #: A campaign id, matched whole (``fullmatch``): it names the record's file, so no newline, no path separator.
@@ -181,13 +182,7 @@ def read_record(path: str | os.PathLike[str]) -> CampaignSummary:
 
 def save_record(summary: CampaignSummary) -> Path:
     """Write the campaign record atomically (temporary file, then rename)."""
-    path = record_path(summary.store, summary.campaign_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    with os.fdopen(handle, "w") as out:
-        json.dump(summary.to_dict(), out, indent=1, default=str)
-    os.replace(temporary, path)
-    return path
+    return write_json_atomic(summary.to_dict(), record_path(summary.store, summary.campaign_id))
 
 
 def record_files(store_root: str | os.PathLike[str]) -> list[Path]:

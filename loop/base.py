@@ -45,7 +45,7 @@ from farm.errors import UserError, exit_on_user_error
 from farm.importer import import_table
 from farm.store import Store
 from loop.add_device import marked
-from loop.atomic import write_atomic
+from farm.atomic import write_atomic
 from trainer import workflow
 from trainer.data import load_table
 from trainer.watermark import read_space

@@ -36,7 +36,7 @@ import pandas as pd
 from farm.errors import UserError, exit_on_user_error
 from farm.store import Store
 from loop.add_device import AddDeviceOptions, add_device, prepare
-from loop.atomic import write_atomic, write_text_atomic
+from farm.atomic import write_atomic, write_text_atomic
 from loop.base import DEFAULT_SOURCE_SAMPLES, HELP_TABLE, BaseOptions, import_space, pretrain_base
 from loop.device_report import fmt, jsonable, plain_log_ticks
 from loop.predictions import latest, read_predictions

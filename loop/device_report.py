@@ -29,7 +29,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from farm.intervals import CI_LEVEL
-from loop.atomic import write_atomic, write_text_atomic
+from farm.atomic import write_atomic, write_text_atomic
 
 #: Quantiles of the predicted distribution in the report.
 QUANTILES: tuple[float, ...] = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)

@@ -32,7 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loop.atomic import write_atomic
+from farm.atomic import write_atomic
 
 _METADATA_PREFIX = "latfarm."
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:-]+")

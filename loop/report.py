@@ -43,7 +43,7 @@ from typing import Any
 
 from farm.errors import UserError
 from farm.store import Store, StoreError
-from loop.atomic import write_text_atomic
+from farm.atomic import write_text_atomic
 from loop.report_heatmap import heatmap_figure
 from loop.report_histograms import histograms_figure
 from loop.report_plot import Figure

@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402 - the backend is chosen first
 from matplotlib.figure import Figure as MplFigure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
-from loop.atomic import write_atomic  # noqa: E402
+from farm.atomic import write_atomic  # noqa: E402
 
 #: Resolution of every PNG: sharp on a laptop screen, small enough for a wiki page.
 DPI = 120
@@ -64,7 +64,7 @@ def log_axis(axis: Any, low: float, high: float) -> None:
 
 
 def save_png(figure: MplFigure, path: Path) -> Path:
-    """Write ``figure`` to ``path`` atomically (:func:`loop.atomic.write_atomic`) and close it."""
+    """Write ``figure`` to ``path`` atomically (:func:`farm.atomic.write_atomic`) and close it."""
     try:
         return write_atomic(path, lambda handle: figure.savefig(handle, format="png", dpi=DPI, bbox_inches="tight"))
     finally:

@@ -41,10 +41,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -53,6 +51,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from farm.atomic import write_atomic, write_text_atomic
 from farm import spaces
 from farm.cli_help import apply_help_conventions
 from farm.errors import UserError, exit_on_user_error
@@ -332,24 +331,9 @@ def check_output(flag: str, path: Path, *, file: bool = False) -> None:
         check_writable_folder(flag, path)
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-
-
 def write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    _atomic(path, lambda tmp: pq.write_table(table, tmp))
-
-
-def write_text_atomic(text: str, path: Path) -> None:
-    _atomic(path, lambda tmp: tmp.write_text(text))
+    """Write ``table`` to ``path`` atomically (:func:`farm.atomic.write_atomic`)."""
+    write_atomic(path, lambda handle: pq.write_table(table, handle))
 
 
 # ------------------------------------------------------------------ parser

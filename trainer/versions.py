@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from farm import atomic
 from farm.errors import UserError
 from trainer import holdout, registry
 from trainer.lock import FileLock
@@ -267,10 +268,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    """Replace ``path`` with ``data`` as JSON: temporary file, fsync, ``os.replace``."""
-    temporary = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    registry._write_json(temporary, json.loads(json.dumps(data, default=str)))  # writes and fsyncs
-    os.replace(temporary, path)
+    """Replace ``path`` with ``data`` as JSON (:func:`farm.atomic.write_json_atomic`, indented as the registry's)."""
+    atomic.write_json_atomic(data, path, indent=2)
 
 
 def append_jsonl(path: Path, record: Mapping[str, Any]) -> None:
