@@ -12,7 +12,9 @@ dir (``RAY_TMPDIR``), so nothing of another campaign on this host is touched (``
   counts from the moment the campaign record appears. Then SIGKILL to the driver's process group,
   SIGKILL to the Ray processes of its temp dir (:func:`farm.ray_stop.cluster_processes`: the daemons
   naming the temp dir and every process below them), ``farm status`` must list the campaign as
-  interrupted, ``farm check`` must find no damaged file, and the same command is run again to its end.
+  interrupted (unless the kill came after its end record, while Ray shut down: then as finished),
+  ``farm check`` must find no damaged file, and the same command is run again to its end, after which
+  ``farm status`` must no longer list the campaign as unfinished.
 * **actor** (``--actor M``, default 2): the same campaign; after ``k`` stored jobs (``1 <= k <=`` the
   campaign's jobs less two per device, so every actor still has work) plus a uniform 0-1 s, SIGKILL one
   (seeded choice) Ray worker process hosting a device actor. It is found with
@@ -25,7 +27,10 @@ dir (``RAY_TMPDIR``), so nothing of another campaign on this host is touched (``
 * **import** (``--import K``, default 3): ``farm import`` of the NB201 rows of three HELP devices
   (46,875 rows) into a fresh store; once the import's first (temporary) part file appears in the store,
   it is killed after a uniform fraction of the time a reference import took from that moment to its
-  exit; then the import is re-run.
+  last committed part file; then the import is re-run.
+
+Each kill is SIGSTOP to the process group, a look at the store (the files and ids the kill leaves),
+then SIGKILL, so the look neither delays the kill nor misses a file written meanwhile.
 
 What is counted after each trial's re-run:
 
@@ -99,6 +104,8 @@ PROGRESS_LINE = re.compile(
 PROTOCOL_ARGS: tuple[str, ...] = ("--warmup", "1", "--runs", "2", "--rounds", "1")
 CAMPAIGN_TIMEOUT_S = 300.0
 POLL_S = 0.05
+#: An import writes its three part files within a fraction of a second: watch it closely.
+IMPORT_POLL_S = 0.002
 
 
 @dataclass
@@ -167,6 +174,14 @@ def start(command: Sequence[str], env: dict[str, str], log: Path) -> subprocess.
         return subprocess.Popen(list(command), cwd=REPO, env=env, stdout=out, stderr=err, start_new_session=True)
 
 
+def freeze_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGSTOP ``process``'s group: the store is then what the kill will leave, and can be read before it comes."""
+    try:
+        os.killpg(process.pid, signal.SIGSTOP)
+    except ProcessLookupError:
+        pass
+
+
 def kill_group(process: subprocess.Popen[bytes]) -> bool:
     """SIGKILL ``process`` and its process group; True when it was still running."""
     alive = process.poll() is None
@@ -192,15 +207,16 @@ def kill_ray_of(temp_dir: Path) -> int:
     return len(pids)
 
 
-def wait_until(condition: Callable[[], bool], process: subprocess.Popen[bytes] | None, timeout_s: float) -> bool:
-    """Poll ``condition`` until it holds (True), ``process`` ends or ``timeout_s`` passes (False)."""
+def wait_until(condition: Callable[[], bool], process: subprocess.Popen[bytes] | None, timeout_s: float,
+               poll_s: float = POLL_S) -> bool:
+    """Poll ``condition`` every ``poll_s`` until it holds (True), ``process`` ends or ``timeout_s`` passes (False)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if condition():
             return True
         if process is not None and process.poll() is not None:
             return condition()
-        time.sleep(POLL_S)
+        time.sleep(poll_s)
     return False
 
 
@@ -373,6 +389,16 @@ def running_record(store: Path) -> str | None:
     return records[0].stem if records else None
 
 
+def record_status(store: Path, campaign_id: str | None) -> str | None:
+    """The status in the campaign's record (``running`` until its end is recorded), None without a record."""
+    if campaign_id is None:
+        return None
+    try:
+        return str(json.loads((store / RECORDS_DIR / f"{campaign_id}.json").read_text()).get("status"))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def check_campaign_store(trial: Trial, setup: CampaignSetup, store: Path, before: dict[str, set[str]],
                          reported: dict[tuple[str, str], int]) -> pd.DataFrame:
     """Fill ``trial``'s counts from the store after the re-run; return its rows."""
@@ -419,8 +445,10 @@ def driver_trial(setup: CampaignSetup, folder: Path, rng: random.Random, index: 
             trial.notes.append("the campaign never wrote its record")
         wait_until(lambda: progress_lines(folder / "killed.err") >= jobs_before_kill, first, CAMPAIGN_TIMEOUT_S)
         time.sleep(delay_s)
+        trial.landed = first.poll() is None
+        freeze_group(first)
         before = snapshot(store)
-        trial.landed = kill_group(first)
+        kill_group(first)
     finally:
         if first.poll() is None:
             kill_group(first)
@@ -432,7 +460,10 @@ def driver_trial(setup: CampaignSetup, folder: Path, rng: random.Random, index: 
     trial.store_readable, trial.young_leftovers, why = readable(store)
     if why:
         trial.notes.append(f"after the kill: {why}")
-    if trial.landed and killed_id:
+    state = record_status(store, killed_id)
+    if state != "running":  # the kill came after the campaign's end record, while Ray shut down
+        trial.moment += f", campaign record {state or 'not written'} at the kill"
+    if trial.landed and state == "running":
         code, status = farm_cli("status", "--store", str(store))
         unfinished = {c["campaign_id"]: c["state"] for c in status.get("unfinished_campaigns", [])} \
             if isinstance(status, dict) else {}
@@ -507,7 +538,8 @@ def actor_trial(setup: CampaignSetup, folder: Path, rng: random.Random, index: i
 # --------------------------------------------------------------------------- import trials
 @dataclass(frozen=True)
 class ImportReference:
-    """The table imported, the ids an uninterrupted import stores, and how long its writing took."""
+    """The table imported, the ids an uninterrupted import stores, and the seconds from its first part file
+    (begun) to its last (committed)."""
 
     table: Path
     ids: frozenset[str]
@@ -536,10 +568,11 @@ def import_reference(root: Path) -> ImportReference:
     frame.to_parquet(table)
     store = root / "import-reference"
     process = start(import_command(table, store), dict(os.environ), root / "import-reference")
-    wait_until(lambda: data_file_in(store), process, CAMPAIGN_TIMEOUT_S)
+    wait_until(lambda: data_file_in(store), process, CAMPAIGN_TIMEOUT_S, IMPORT_POLL_S)
     first_file = time.monotonic()
-    process.wait(timeout=CAMPAIGN_TIMEOUT_S)
+    wait_until(lambda: len(Store(store).files()) >= len(IMPORT_DEVICES), process, CAMPAIGN_TIMEOUT_S, IMPORT_POLL_S)
     write_s = time.monotonic() - first_file
+    process.wait(timeout=CAMPAIGN_TIMEOUT_S)
     if process.returncode:
         raise RuntimeError(f"the reference import failed (exit {process.returncode}): see {root / 'import-reference.err'}")
     ids = frozenset(Store(store).read(columns=["measurement_id"])["measurement_id"])
@@ -556,15 +589,18 @@ def import_trial(reference: ImportReference, folder: Path, rng: random.Random, i
     started = time.monotonic()
     process = start(import_command(reference.table, store), dict(os.environ), folder / "killed")
     try:
-        wait_until(lambda: data_file_in(store), process, CAMPAIGN_TIMEOUT_S)
+        wait_until(lambda: data_file_in(store), process, CAMPAIGN_TIMEOUT_S, IMPORT_POLL_S)
         time.sleep(fraction * reference.write_s)
+        trial.landed = process.poll() is None
+        freeze_group(process)
         before = snapshot(store)
-        trial.landed = kill_group(process)
+        kill_group(process)
     finally:
         if process.poll() is None:
             kill_group(process)
     trial.rows_at_kill = sum(len(ids) for ids in before.values())
-    trial.moment = f"{fraction:.0%} of the reference write time ({reference.write_s:.2f} s) after the first file"
+    trial.moment = (f"{fraction:.0%} of the reference import's writing ({reference.write_s:.2f} s from its first "
+                    f"part file to its last) after the first part file, {len(before)} of {len(IMPORT_DEVICES)} committed")
     trial.store_readable, trial.young_leftovers, why = readable(store)
     if why:
         trial.notes.append(f"after the kill: {why}")
