@@ -88,8 +88,10 @@ def test_state_round_trip_through_json(trained, nb201_latency):
     assert restored.config == trained.config
 
 
-def test_supplementary_flops_and_params_are_joined_before_the_head(nb201_latency):
-    model = _pretrained(nb201_latency, supplementary=["flops", "params"], source_epochs=1)
+def test_supplementary_flops_and_params_are_joined_before_the_head_by_default(nb201_latency):
+    assert NASFLATConfig().supplementary == ("flops", "params")
+    assert _pretrained(nb201_latency, supplementary=[], source_epochs=1).base.encoder is None
+    model = _pretrained(nb201_latency, source_epochs=1)
     assert model.base is not None and model.base.encoder is not None
     assert len(model.supplementary_stats) == 2
     tensors, config = model.state()
