@@ -9,7 +9,7 @@ import ray
 
 from farm import spaces
 from farm.cli import build_parser, main
-from farm.encode import EncodeConfig, register, run_encode
+from farm.encode import EncodeConfig, run_encode
 from farm.proxies import NAMES
 from farm.proxies.inputs import InputSpec, default_spec
 from farm.proxies.table import EncodingsTable
@@ -27,7 +27,7 @@ def ray_session():
 
 def farm(*argv: str) -> int:
     try:
-        return main(list(argv), parser=build_parser(extra=[register]))
+        return main(list(argv), parser=build_parser())  # `farm encode` as registered in farm.cli
     except SystemExit as exit_:
         return int(exit_.code)
 
