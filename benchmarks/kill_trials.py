@@ -8,8 +8,8 @@ dir (``RAY_TMPDIR``), so nothing of another campaign on this host is touched (``
 * **driver** (``--driver N``, default 5): ``measure.py`` on replay devices (simulations of pixel2 and
   raspi4 from ``data/help_latency.parquet``, slowed down with the inventory's ``delay_ms``; ``--cpu``
   adds this machine's CPU). The kill moment is drawn from ``--seed``: after ``k`` jobs have been
-  reported stored (``k`` uniform over the campaign's jobs but its last), plus a uniform 0-2 s; ``k = 0``
-  counts from the moment the campaign record appears. Then SIGKILL to the driver's process group,
+  reported stored (``k`` uniform from 0 to the campaign's jobs less two per device, so the campaign is
+  mid-way), plus a uniform 0-1.5 s; ``k = 0`` counts from the moment the campaign record appears. Then SIGKILL to the driver's process group,
   SIGKILL to the Ray processes of its temp dir (:func:`farm.ray_stop.cluster_processes`: the daemons
   naming the temp dir and every process below them), ``farm status`` must list the campaign as
   interrupted (unless the kill came after its end record, while Ray shut down: then as finished),
@@ -436,8 +436,9 @@ def driver_trial(setup: CampaignSetup, folder: Path, rng: random.Random, index: 
     trial = Trial("driver", index)
     store, ray_temp = folder / "m", folder / "r"
     env = campaign_env(ray_temp)
-    jobs_before_kill = rng.randint(0, max(0, setup.jobs - 2))
-    delay_s = rng.uniform(0.0, 2.0)
+    # while every device still has a job queued behind the one it runs: the campaign is mid-way
+    jobs_before_kill = rng.randint(0, max(0, setup.jobs - 2 * len(setup.devices)))
+    delay_s = rng.uniform(0.0, 1.5)
     started = time.monotonic()
     first = start(setup.command(store), env, folder / "killed")
     try:

@@ -3,7 +3,7 @@
 The script runs as a subprocess, as a person would run it: ``measure.py`` on replay devices
 (simulations of HELP's pixel2 and raspi4) is SIGKILLed with its process group and re-run, and
 ``farm import`` of 46,875 HELP rows is SIGKILLed while it writes and re-run. About 75 s on the
-shared 2-core machine. Seed 0 kills the driver after 2 of its 4 jobs are stored (+0.23 s) and the
+shared 2-core machine. Seed 0 kills the driver after 2 of its 6 jobs are stored (+0.18 s) and the
 import 11% of the way through its writing, so both kills land mid-way.
 """
 
@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 def test_one_driver_kill_and_one_import_kill_lose_and_duplicate_nothing() -> None:
     done = subprocess.run(
         [sys.executable, "benchmarks/kill_trials.py", "--driver", "1", "--actor", "0", "--import", "1",
-         "--archs", "4", "--seed", "0", "--json"],
+         "--archs", "6", "--seed", "0", "--json"],
         cwd=REPO, capture_output=True, text=True, timeout=380,
     )
     assert done.returncode == 0, done.stderr[-3000:]
