@@ -46,10 +46,16 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
+from farm.device_records import DEVICES_DIR
 from farm.errors import UserError
 from farm.store import (PARTITION_COLUMNS, PARTITION_VALUE, QUARANTINE_DIR, TEMPORARY_PREFIX, fsync_folder,
                         part_file_problem)
+from farm.store_lock import STORE_LOCK_NAME
 from farm.summary import RECORDS_DIR, RecordError, read_record
+
+#: Entries only a store holds. ``_encodings`` (:data:`farm.proxies.table.ENCODINGS_DIR`) and ``.merge.lock``
+#: (:data:`farm.merge.MERGE_LOCK`) are named here, not imported: those modules pull in torch and the importer.
+STORE_MARKERS = frozenset({RECORDS_DIR, DEVICES_DIR, QUARANTINE_DIR, "_encodings", STORE_LOCK_NAME, ".merge.lock"})
 
 __all__ = ["CheckResult", "LEFTOVER_MIN_AGE_S", "Problem", "quarantine", "register", "repair", "run_check", "scan_store"]
 
@@ -125,7 +131,8 @@ def scan_store(root: str | os.PathLike[str], *, now: float | None = None) -> Che
     """Every problem in the store at ``root`` (see the module docstring); nothing is changed.
 
     Raises :class:`UserError` when ``root`` is not a store folder: missing, a file, or a
-    folder with other content but no ``search_space=*`` partition and no ``_campaigns``.
+    folder with other content but none of a store's own entries (a ``search_space=*``
+    partition, ``_campaigns``, ``_devices``, ``_encodings``, ``_quarantine`` or a lock file).
     """
     store = Path(root)
     if not store.exists():
@@ -133,7 +140,7 @@ def scan_store(root: str | os.PathLike[str], *, now: float | None = None) -> Che
     if not store.is_dir():
         raise UserError(f"--store {root}: is a file, not a store folder; pass the folder measure.py wrote")
     entries = sorted(store.iterdir())
-    is_store = any(e.name.startswith("search_space=") or e.name == RECORDS_DIR for e in entries)
+    is_store = any(e.name.startswith("search_space=") or e.name in STORE_MARKERS for e in entries)
     if entries and not is_store:
         raise UserError(f"--store {root}: not a farm store (no search_space=* partition and no {RECORDS_DIR} "
                         "folder); pass the folder measure.py wrote")

@@ -135,3 +135,11 @@ def test_status_import_and_the_trainer_read_a_damaged_store(tmp_path: Path, caps
     assert main(["import", str(small), "--store", str(tmp_path)]) == 0
     assert "imported 3 rows" in capsys.readouterr().out
     assert len(Store(tmp_path).read()) == 5
+
+
+@pytest.mark.parametrize("leftover", [".lock", ".merge.lock"])
+def test_a_store_whose_first_writer_was_killed_holds_only_its_lock_and_is_clean(tmp_path, leftover):
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / leftover).write_text("")
+    assert scan_store(store).problems == []
