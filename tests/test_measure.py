@@ -106,7 +106,7 @@ def test_ctrl_c_says_how_many_rows_are_stored_and_that_a_rerun_resumes(tmp_path:
     inventory.write_text("devices:\n  - name: replay-pixel2\n    kind: replay\n    protocol: {max_ci: 10.0}\n"
                          f"    replay: {{table: {help_table_path}, device: pixel2, delay_ms: 100}}\n")
     archs = tmp_path / "archs.txt"
-    archs.write_text("\n".join(get("nasbench201").sample(24, seed=4)) + "\n")
+    archs.write_text("\n".join(get("nasbench201").sample(12, seed=4)) + "\n")
     store = tmp_path / "m"
     env = {**os.environ, "RAY_TMPDIR": tempfile.mkdtemp(prefix="rc", dir="/tmp")}
     env.pop("RAY_ADDRESS", None)
@@ -114,27 +114,17 @@ def test_ctrl_c_says_how_many_rows_are_stored_and_that_a_rerun_resumes(tmp_path:
         [sys.executable, "measure.py", "--inventory", str(inventory), "--archs", str(archs), "--store", str(store),
          "--warmup", "1", "--runs", "2", "--rounds", "1", "--job-size", "2", "--quiet"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # As from a terminal: SIGINT at its default. A test run started in the background (`make test &`)
+        # inherits SIGINT ignored, and Python then never raises KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 240
         while not Store(store).files() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         assert process.poll() is None and Store(store).files(), "the campaign should be running and storing rows"
-        # A SIGINT that lands inside Ray's own C++ calls can be consumed there (rarely, under load): the campaign
-        # then goes on storing jobs. A person presses Ctrl-C again, and so does the test, but only then (a second
-        # SIGINT during the interrupted run's shutdown would kill it). The campaign itself runs about 20 s.
         process.send_signal(signal.SIGINT)
-        files_at_signal = len(Store(store).files())
-        for _ in range(12):
-            try:
-                out, err = process.communicate(timeout=10)
-                break
-            except subprocess.TimeoutExpired:
-                if len(Store(store).files()) > files_at_signal:  # still measuring: the signal was lost
-                    process.send_signal(signal.SIGINT)
-                    files_at_signal = len(Store(store).files())
-        else:
-            raise AssertionError("measure.py neither stopped nor went on storing rows after SIGINT")
+        out, err = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()
