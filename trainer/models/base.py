@@ -19,11 +19,12 @@ Example:
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 
 class Predictor(abc.ABC):
@@ -76,3 +77,28 @@ class Predictor(abc.ABC):
     def targets(self) -> list[str]:
         """Targets this predictor can predict for."""
         return []
+
+
+def prefixed_state(modules: Iterable[tuple[str, nn.Module | None]]) -> dict[str, torch.Tensor]:
+    """The state dicts of ``(prefix, module)`` pairs as one flat tensor dict (``prefix.name``); ``None`` skipped.
+
+    Example:
+        >>> sorted(prefixed_state([("base", nn.Linear(2, 1)), ("extra", None)]))
+        ['base.bias', 'base.weight']
+    """
+    return {f"{prefix}.{name}": value.detach().clone()
+            for prefix, module in modules if module is not None
+            for name, value in module.state_dict().items()}
+
+
+def load_prefixed(module: nn.Module, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+    """Load into ``module`` the entries of ``tensors`` saved under ``prefix`` by :func:`prefixed_state`.
+
+    Example:
+        >>> net = nn.Linear(2, 1)
+        >>> load_prefixed(nn.Linear(2, 1), prefixed_state([("base", net)]), "base").weight.equal(net.weight)
+        True
+    """
+    start = len(prefix) + 1
+    module.load_state_dict({key[start:]: value for key, value in tensors.items() if key.startswith(prefix + ".")})
+    return module

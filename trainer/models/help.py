@@ -54,7 +54,7 @@ from torch.func import functional_call
 
 from farm.errors import UserError
 from trainer.models import arch_inputs
-from trainer.models.base import Predictor
+from trainer.models.base import Predictor, load_prefixed, prefixed_state
 from trainer.models.help_references import reference_archs
 from trainer.models.layers import MLP, GraphEncoder
 from trainer.models.layers.help_inference import HardwareInference, Modulation
@@ -349,10 +349,7 @@ class HELP(Predictor):
 
     # -- persistence --------------------------------------------------------------------------
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        tensors: dict[str, torch.Tensor] = {}
-        for prefix, module in (("net", self.net), ("inference", self.inference), ("steps", self.step_sizes)):
-            if module is not None:
-                tensors.update({f"{prefix}.{k}": v.detach().clone() for k, v in module.state_dict().items()})
+        tensors = prefixed_state([("net", self.net), ("inference", self.inference), ("steps", self.step_sizes)])
         config = {
             "method": self.method, "space": self.space, "seed": self.seed, "hyper": asdict(self.config),
             "in_channels": self.in_channels, "pretrained": self.net is not None, "sources": self.sources,
@@ -368,7 +365,7 @@ class HELP(Predictor):
             model._build()
             for prefix, module in (("net", model.net), ("inference", model.inference), ("steps", model.step_sizes)):
                 assert module is not None
-                module.load_state_dict({k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
+                load_prefixed(module, tensors, prefix)
         for entry in config["targets"]:
             model.supports[entry["name"]] = pd.Series(entry["latency_ms"], index=entry["archs"], dtype="float64")
         return model

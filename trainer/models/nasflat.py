@@ -71,7 +71,7 @@ from torch import nn
 from farm.errors import UserError
 from trainer import encodings
 from trainer.models import arch_inputs
-from trainer.models.base import Predictor
+from trainer.models.base import Predictor, load_prefixed, prefixed_state
 from trainer.models.layers import MLP, DGFGATEnsemble, OpHardwareEmbedding
 from trainer.models.multipredict import rank_correlations
 from trainer.models.target_scaler import ScalerKind, TargetScaler
@@ -455,12 +455,7 @@ class NASFLAT(Predictor):
 
     # -- persistence ----------------------------------------------------------------------
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        tensors: dict[str, torch.Tensor] = {}
-        nets = ([("base", self.base)] if self.base is not None else []) + [
-            (f"target{i}", net) for i, net in enumerate(self.tuned.values())
-        ]
-        for prefix, net in nets:
-            tensors.update({f"{prefix}.{k}": v.detach().clone() for k, v in net.state_dict().items()})
+        tensors = prefixed_state([("base", self.base), *((f"target{i}", net) for i, net in enumerate(self.tuned.values()))])
         config = {
             "method": self.method, "space": self.space, "seed": self.seed, "hyper": asdict(self.config),
             "pretrained": self.base is not None,
@@ -484,9 +479,7 @@ class NASFLAT(Predictor):
             model.calibrations[entry["name"]] = Calibration(**entry["calibration"])
 
         def load(prefix: str, num_devices: int) -> NASFLATNet:
-            net = model._net(num_devices)
-            net.load_state_dict({k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
-            return net.eval()
+            return load_prefixed(model._net(num_devices), tensors, prefix).eval()
 
         if config["pretrained"]:
             model.base = load("base", len(model.source_scalers))
