@@ -131,7 +131,7 @@ NULLABLE: frozenset[str] = frozenset(
 _FILE_SCHEMA = pa.schema([f for f in SCHEMA if f.name not in PARTITION_COLUMNS])
 #: A partition value (space or device name): a whole slug, matched with ``fullmatch`` (no trailing newline).
 PARTITION_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-#: Prefix of the temporary name a part file is written under before its rename (:func:`_write_new_file`).
+#: Prefix of the temporary name a part file is written under before its rename (:func:`write_part_file`).
 TEMPORARY_PREFIX = ".tmp-"
 #: Where ``farm check --repair`` moves damaged and foreign files; readers never look inside.
 QUARANTINE_DIR = "_quarantine"
@@ -228,7 +228,7 @@ class Store:
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
                 raise StoreError(f"rows do not fit the schema (DESIGN.md): {_arrow_message(exc)}") from exc
             tables.append((self.root / f"search_space={space}" / f"device={device}", table))
-        return [_write_new_file(folder, table) for folder, table in tables]
+        return [write_part_file(folder, table) for folder, table in tables]
 
     # ------------------------------------------------------------------ read
     def files(self) -> list[Path]:
@@ -343,7 +343,7 @@ class Store:
         return set(zip(*(frame[column].tolist() for column in RESUME_KEY)))
 
 
-def _write_new_file(folder: Path, table: pa.Table) -> Path:
+def write_part_file(folder: Path, table: pa.Table) -> Path:
     """Write ``table`` under a dot-prefixed name, fsync, rename into place, fsync the folder."""
     folder.mkdir(parents=True, exist_ok=True)
     stamp = utc_now().strftime("%Y%m%dT%H%M%S%fZ")

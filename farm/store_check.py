@@ -11,7 +11,7 @@ warning; this command lists them and, with ``--repair``, moves them out of the w
   files: Parquet with other columns or types, a non-Parquet file, a symbolic link, a
   file outside ``search_space=<space>/device=<device>/``, or a Parquet file at the root;
 * ``leftover``: a ``.tmp-part-*`` file left by a write that never reached its rename
-  (:func:`farm.store._write_new_file`), or a ``_campaigns/.tmp-*.json`` one, older than
+  (:func:`farm.store.write_part_file`), or a ``_campaigns/.tmp-*.json`` one, older than
   :data:`LEFTOVER_MIN_AGE_S` (a younger one may be a write under way, and is left alone);
 * ``record``: a campaign record that cannot be read (:func:`farm.summary.read_record`).
 

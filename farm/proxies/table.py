@@ -8,7 +8,7 @@ The leading underscore keeps it out of the measurement dataset: the store's
 reader ignores ``_`` folders (as it does ``_campaigns``), while a plain
 ``encodings/`` folder would be read as measurement rows without a status.
 Writes are append-only and atomic through the store's own writer
-(``farm.store._write_new_file``: a dot-prefixed temporary file, fsync,
+(``farm.store.write_part_file``: a dot-prefixed temporary file, fsync,
 rename), so a crash never leaves half a file and no file is ever rewritten.
 
 Columns:
@@ -46,7 +46,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from farm.store import StoreError, _write_new_file
+from farm.store import StoreError, write_part_file
 
 __all__ = ["DONE_STATUSES", "ENCODINGS_DIR", "EncodingsTable", "SCHEMA", "STATUSES"]
 
@@ -100,7 +100,7 @@ class EncodingsTable:
             except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
                 raise StoreError(f"encodings rows do not fit the schema: {error}") from error
             tables.append((self.root / f"space={space}", table))
-        return [_write_new_file(folder, table) for folder, table in tables]
+        return [write_part_file(folder, table) for folder, table in tables]
 
     def read(self, space: str | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """Rows as a pandas frame (all spaces, or one); :class:`~farm.store.StoreError` if a file cannot be read."""
