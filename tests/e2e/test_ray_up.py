@@ -17,7 +17,6 @@ free port instead of 6379) and connects without the token, with a wrong one, and
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import os
 import pwd
@@ -38,21 +37,14 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from tests.agents.conftest import sshd_peer
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 CLUSTER = REPO / "cluster.yaml"
 SITE_KEYS = ("provider", "auth")  # what a user edits (head_ip, worker_ips inside provider)
-
-_spec = importlib.util.spec_from_file_location(
-    "latfarm_tests_sshd_peer", Path(__file__).resolve().parents[1] / "agents" / "sshd_peer.py"
-)
-assert _spec is not None and _spec.loader is not None
-sshd_peer = sys.modules.get(_spec.name) or importlib.util.module_from_spec(_spec)
-if _spec.name not in sys.modules:
-    sys.modules[_spec.name] = sshd_peer
-    _spec.loader.exec_module(sshd_peer)
 
 RELAY = '''
 """ssh ProxyCommand: relay stdin/stdout to HOST:PORT (Ray's SSH runner has no port option)."""

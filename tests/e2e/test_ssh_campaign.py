@@ -12,7 +12,6 @@ mid-run would. The impostor board presents a host key that known_hosts does not 
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import tempfile
 import threading
@@ -24,17 +23,9 @@ import ray
 from farm.inventory import Device
 from farm.run import CampaignConfig, run_campaign
 from farm.store import Store
+from tests.agents.conftest import sshd_peer
 
 pytestmark = pytest.mark.timeout(300)
-
-_spec = importlib.util.spec_from_file_location(
-    "latfarm_tests_sshd_peer", Path(__file__).resolve().parents[1] / "agents" / "sshd_peer.py"
-)
-assert _spec is not None and _spec.loader is not None
-sshd_peer = sys.modules.get(_spec.name) or importlib.util.module_from_spec(_spec)
-if _spec.name not in sys.modules:
-    sys.modules[_spec.name] = sshd_peer
-    _spec.loader.exec_module(sshd_peer)
 
 ARCHS = [
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
