@@ -20,7 +20,10 @@ method), and score Spearman rho on every other arch of the target. Rows:
   its 10 reference archs are 10 (10 + 10 = 20, the same budget as every other row);
 * ``help-10+20``: HELP with its 10 reference archs plus 20 samples, as HELP's code reports;
 * ``nasflat``: NASFLAT (op-wise hardware embeddings, DGF/GAT ensemble, pairwise hinge), with
-  its pre-training epochs capped for this CPU (``NASFLATConfig.node_budget``).
+  its pre-training epochs capped for this CPU (``NASFLATConfig.node_budget``);
+* ``stack``: the project's stacked method (``trainer.models.stack``): MultiPredict's fine-tuned
+  network, the layer-wise table, FLOPs and two ridges over what the sources teach, blended with
+  weights chosen by 5-fold cross-validation on the target samples.
 
 It prints one table per task (mean Spearman per target and overall) and the
 timings: pre-training per seed, transfer per target, prediction of the test set
@@ -94,9 +97,10 @@ ROWS = {
         Row("help", "help"),
         Row("help-10+20", "help", samples_beyond_required=20),
         Row("nasflat", "nasflat"),
+        Row("stack", "stack"),
     )
 }
-QUICK_HYPER = {"brpnas": {"epochs": 3}, "multipredict": {"epochs": 3}, "help": {"epochs": 5}, "nasflat": {"epochs": 2}}
+QUICK_HYPER = {"brpnas": {"epochs": 3}, "multipredict": {"epochs": 3}, "stack": {"epochs": 3}, "help": {"epochs": 5}, "nasflat": {"epochs": 2}}
 
 
 def load_tables(path: Path, spaces: set[str]) -> dict[str, TargetTable]:

@@ -41,10 +41,11 @@ def pretrain(capsys: pytest.CaptureFixture[str], store: Path, out: Path, method:
     assert code == 0, err
 
 
-TINY = {"multipredict": ["--epochs", "2", "--hyper", "gcn_hidden=[16]", "--hyper", "gcn_head=[16]"]}
+_TINY_GCN = ["--epochs", "2", "--hyper", "gcn_hidden=[16]", "--hyper", "gcn_head=[16]"]
+TINY = {"multipredict": _TINY_GCN, "stack": _TINY_GCN}
 
 
-@pytest.mark.parametrize("method", ["flops", "layerwise", "multipredict"])
+@pytest.mark.parametrize("method", ["flops", "layerwise", "multipredict", "stack"])
 def test_pretrain_sample_transfer_predict_round_trip(capsys, store_dir, tmp_path, method):
     pretrain(capsys, store_dir, tmp_path / "pred", method, "--source-samples", "100", "--seed", "3", *TINY.get(method, []))
     manifest = registry.read_manifest(tmp_path / "pred")
@@ -68,6 +69,10 @@ def test_pretrain_sample_transfer_predict_round_trip(capsys, store_dir, tmp_path
     if method == "multipredict":  # the default blend: its weight was chosen by cross-validation and saved
         (target,) = transferred["config"]["targets"]
         assert target["transfer"]["blend_weight"] in (0.0, 0.25, 0.5, 0.75, 1.0) and "layerwise" in target["transfer"]
+    if method == "stack":  # the blend's weights over its five components, chosen by cross-validation and saved
+        (target,) = transferred["config"]["targets"]
+        assert sum(target["transfer"]["stack_weights"].values()) == pytest.approx(1.0)
+        assert len(transferred["config"]["source_tables"]) == 3
 
     code, _, err = run(capsys, "predict", "--predictor", str(tmp_path / "pred2"), "--all", "--out", str(tmp_path / "all.parquet"))
     assert code == 0, err

@@ -39,6 +39,7 @@ METHODS: dict[str, str] = {
     "multipredict": "trainer.models.multipredict",
     "help": "trainer.models.help",
     "nasflat": "trainer.models.nasflat",
+    "stack": "trainer.models.stack",
 }
 
 #: Used when ``multipredict`` cannot be imported.

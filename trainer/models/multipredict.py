@@ -348,18 +348,22 @@ class MultiPredict(Predictor):
         if cfg.blend_weight is not None and not 0.0 <= cfg.blend_weight <= 1.0:
             raise UserError(f"multipredict: blend_weight={cfg.blend_weight!r}; use a number in [0, 1] or null (chosen by cross-validation)")
         net, scaler, rhos, weights = self._finetune(samples)
-        names = list(self.source_scalers)
-        info: dict[str, Any] = {
-            "samples": len(samples),
-            "init_source": names[int(np.argmax(rhos))],
-            "source_spearman": dict(zip(names, rhos.round(4).tolist())),
-            "init_weights": dict(zip(names, weights.round(4).tolist())),
-        }
+        info = self._initialisation_info(len(samples), rhos, weights)
         if cfg.blend_weight != 0.0:
             info["blend_weight"] = self._cross_validated_weight(samples) if cfg.blend_weight is None else cfg.blend_weight
             info["layerwise"] = LayerwiseTable(self.space).fit_parameters(samples)
         self.tuned[target], self.target_scalers[target] = net, scaler
         self.transfer_info[target] = info
+
+    def _initialisation_info(self, samples: int, rhos: np.ndarray, weights: np.ndarray) -> dict[str, Any]:
+        """How a target's hardware row was initialised, for ``transfer_info``."""
+        names = list(self.source_scalers)
+        return {
+            "samples": samples,
+            "init_source": names[int(np.argmax(rhos))],
+            "source_spearman": dict(zip(names, rhos.round(4).tolist())),
+            "init_weights": dict(zip(names, weights.round(4).tolist())),
+        }
 
     def _finetune(self, samples: pd.Series) -> tuple[MultiPredictNet, TargetScaler, np.ndarray, np.ndarray]:
         """A fine-tuned copy of the pre-trained net with a new hardware row: (net, scaler, rhos, init weights)."""

@@ -1,0 +1,113 @@
+"""trainer.models.stack on a slice of HELP's real NAS-Bench-201 latencies (tiny networks and epochs)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from farm import spaces
+from farm.errors import UserError
+from trainer import encodings
+from trainer.models import get_method
+from trainer.models.layerwise import LayerwiseTable
+from trainer.models.stack import COMPONENTS, Stack, fit_op_table, geometric_blend, simplex_grid
+
+SOURCES = ("1080ti_1", "pixel3", "silver_4114", "gold_6226")
+TARGET = "raspi4"
+TINY = {"gcn_hidden": [16, 16], "gcn_head": [16], "batch_size": 64, "source_epochs": 8, "target_epochs": 8}
+
+
+def _roundtrip(model: Stack) -> Stack:
+    tensors, config = model.state()
+    return Stack.from_state({k: v.clone() for k, v in tensors.items()}, json.loads(json.dumps(config)))
+
+
+def _pretrained(latency: pd.DataFrame, **hyper) -> Stack:
+    model = Stack("nasbench201", seed=0, **{**TINY, **hyper})
+    model.pretrain({s: latency[s].iloc[:200] for s in SOURCES})
+    return model
+
+
+@pytest.fixture(scope="module")
+def trained(nb201_latency: pd.DataFrame) -> Stack:
+    model = _pretrained(nb201_latency)
+    model.transfer(TARGET, nb201_latency[TARGET].iloc[200:220])
+    return model
+
+
+def test_registered_as_stack_with_five_components():
+    assert get_method("stack") is Stack
+    assert Stack("nasbench201").config.components == COMPONENTS
+
+
+def test_simplex_grid_covers_every_quarter_split():
+    grid = simplex_grid(5, 0.25)
+    assert len(grid) == 70 and len(set(grid)) == 70  # C(4 + 4, 4)
+    assert all(sum(w) == pytest.approx(1.0) and all(x in (0, 0.25, 0.5, 0.75, 1.0) for x in w) for w in grid)
+    assert (1.0, 0.0, 0.0, 0.0, 0.0) in grid and (0.0, 0.0, 0.0, 0.0, 1.0) in grid
+
+
+def test_op_table_recovers_log_additive_latencies():
+    archs = spaces.get("nasbench201").sample(120, seed=7)
+    onehot = encodings.onehot("nasbench201", archs).astype("float64")
+    true_log = onehot @ np.random.default_rng(0).normal(size=onehot.shape[1]) + 1.0
+    table = fit_op_table(onehot, true_log, ridge=1e-6)
+    np.testing.assert_allclose(onehot @ np.asarray(table["theta"]) + table["intercept"], true_log, atol=1e-4)
+
+
+def test_transfer_ranks_the_targets_unseen_archs_with_weights_on_the_grid(trained, nb201_latency):
+    held_out = list(nb201_latency.index[:200])
+    predicted = trained.predict(held_out, TARGET)
+    assert predicted.shape == (200,) and np.isfinite(predicted).all() and (predicted > 0).all()
+    assert stats.spearmanr(predicted, nb201_latency[TARGET].loc[held_out]).statistic > 0.8
+    info = trained.transfer_info[TARGET]
+    weights = tuple(info["stack_weights"][name] for name in COMPONENTS)
+    assert weights in simplex_grid(5, 0.25)
+    # every single component is a grid point, so the chosen blend is never worse out of fold than the best one
+    assert info["blend_cv_log_mse"] <= min(info["component_cv_log_mse"].values()) + 1e-12
+    assert trained.targets() == [*SOURCES, TARGET]
+
+
+def test_prediction_is_the_geometric_blend_of_the_components(trained, nb201_latency):
+    archs = list(nb201_latency.index[:50])
+    info = trained.transfer_info[TARGET]
+    fitted = {**info["components"], "network": (trained.tuned[TARGET], trained.target_scalers[TARGET])}
+    logs = np.stack([trained._component_log_ms(name, fitted[name], archs) for name in COMPONENTS])
+    expected = geometric_blend(logs, [info["stack_weights"][name] for name in COMPONENTS])
+    np.testing.assert_allclose(trained.predict(archs, TARGET), expected, rtol=1e-9)
+
+
+def test_a_single_component_stack_is_that_component(nb201_latency):
+    model = _pretrained(nb201_latency, components=["layerwise"], source_epochs=1)
+    samples = nb201_latency[TARGET].iloc[200:220]
+    model.transfer(TARGET, samples)
+    archs = list(nb201_latency.index[:40])
+    table = LayerwiseTable("nasbench201")
+    np.testing.assert_allclose(model.predict(archs, TARGET), table.predict_with(table.fit_parameters(samples), archs))
+
+
+def test_json_round_trip_predicts_identically_and_leaves_sources_alone(trained, nb201_latency):
+    archs = list(nb201_latency.index[:60])
+    loaded = _roundtrip(trained)
+    np.testing.assert_array_equal(loaded.predict(archs, TARGET), trained.predict(archs, TARGET))
+    assert loaded.source_tables == trained.source_tables
+    fresh = _pretrained(nb201_latency)
+    np.testing.assert_array_equal(trained.predict(archs, "pixel3"), fresh.predict(archs, "pixel3"))
+    again = _roundtrip(fresh)
+    again.transfer(TARGET, nb201_latency[TARGET].iloc[200:220])
+    np.testing.assert_array_equal(again.predict(archs, TARGET), trained.predict(archs, TARGET))  # seeded
+
+
+def test_errors_are_user_errors(trained, nb201_latency):
+    with pytest.raises(UserError, match="at least 10 samples"):
+        _roundtrip(trained).transfer("new", nb201_latency[TARGET].iloc[200:208])
+    with pytest.raises(UserError, match="components"):
+        Stack("nasbench201", components=["network", "oracle"])
+    with pytest.raises(UserError, match="weight_step"):
+        Stack("nasbench201", weight_step=0.3)
+    with pytest.raises(UserError, match="no per-source tables"):
+        bare = _roundtrip(trained)
+        bare.source_tables = {}
+        bare.transfer("new", nb201_latency[TARGET].iloc[200:220])

@@ -1,0 +1,247 @@
+"""Stacked transfer: MultiPredict's fine-tuned network and four closed-form models, blended by cross-validation.
+
+The project's own method (beyond the papers). After pre-training MultiPredict
+on the source devices (:mod:`trainer.models.multipredict`) it also fits, per
+source, a log-linear table over the one-hot (position, op) encoding on that
+source's archs,
+
+.. math::  \\log t_s(a) = b_s + \\sum_{p} \\theta_{s,p,\\mathrm{op}_p(a)}
+
+(closed-form ridge; FBNet latencies are almost exactly log-additive over
+(position, op): on HELP's table such a fit ranks half the archs from the other
+half at Spearman 0.999). Transfer to a target with a few samples builds five
+component predictors, each from those samples only:
+
+* ``network``: MultiPredict's fine-tuned copy (row initialised from the best-correlated source);
+* ``layerwise``: the per-op latency table (:mod:`trainer.models.layerwise`);
+* ``flops``: latency affine in MACs (:mod:`trainer.models.flops`);
+* ``sources``: a ridge of the target's log latency on the log latencies the
+  pre-trained network predicts for every source row (:mod:`trainer.models.log_ridge`);
+* ``tables``: the same ridge over the per-source tables' log predictions.
+
+and predicts their geometric blend
+
+.. math::  \\log \\hat y(a) = \\sum_k w_k \\log \\hat y_k(a), \\qquad w \\in \\Delta, \\; w_k \\in \\{0, \\tfrac14, \\dots, 1\\}
+
+with ``w`` the point of that simplex grid with the least squared log error on
+out-of-fold predictions: every component is refitted on 4 of 5 folds of the
+target's samples (the network fine-tuned again) and predicts the fifth, so the
+weights see only the target's samples, never its other archs. Which components
+earn weight differs by device: on HELP's ND targets ``sources`` and the network
+carry most, on FD the tables and FLOPs (the network gets weight 0 on fpga).
+
+Example:
+    >>> Stack("fbnet").config.components
+    ('network', 'layerwise', 'flops', 'sources', 'tables')
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from farm.errors import UserError
+from trainer import encodings
+from trainer.models.flops import FlopsProxy
+from trainer.models.layerwise import LayerwiseTable
+from trainer.models.log_ridge import RIDGE_GRID, apply_log_ridge, fit_log_ridge
+from trainer.models.multipredict import MultiPredict, MultiPredictConfig
+from trainer.models.training import config_from_hyper, in_config_threads
+
+COMPONENTS: tuple[str, ...] = ("network", "layerwise", "flops", "sources", "tables")
+_FLOOR_MS = 1e-6
+
+
+@dataclass(frozen=True)
+class StackConfig(MultiPredictConfig):
+    """MultiPredict's hyper-parameters (its ``blend_weight`` is unused here) plus the stack's own."""
+
+    #: Components the blend may weight, a subset of ``COMPONENTS``.
+    components: tuple[str, ...] = COMPONENTS
+    #: Spacing of the simplex grid of blend weights (1 / an integer).
+    weight_step: float = 0.25
+    #: Ridge penalty of the per-source (position, op) log tables, on one-hot features.
+    table_ridge: float = 0.1
+    #: Penalties tried by leave-one-out for the ``sources`` and ``tables`` ridges.
+    stack_ridges: tuple[float, ...] = RIDGE_GRID
+
+
+def simplex_grid(components: int, step: float) -> list[tuple[float, ...]]:
+    """Every weight vector over ``components`` with entries in multiples of ``step`` summing to 1.
+
+    Example:
+        >>> simplex_grid(2, 0.5)
+        [(0.0, 1.0), (0.5, 0.5), (1.0, 0.0)]
+    """
+    parts = round(1.0 / step)
+    if parts < 1 or not np.isclose(parts * step, 1.0):
+        raise UserError(f"stack: weight_step={step!r}; use 1 / n for a whole number n (0.25, 0.2, ...)")
+    return [tuple(c / parts for c in combo)
+            for combo in itertools.product(range(parts + 1), repeat=components) if sum(combo) == parts]
+
+
+def fit_op_table(onehot: np.ndarray, log_ms: np.ndarray, ridge: float) -> dict[str, Any]:
+    """Closed-form ridge ``log ms = b + onehot @ theta`` (intercept unpenalised): ``{"theta", "intercept"}``.
+
+    Example:
+        >>> x = np.eye(3)[[0, 1, 2, 0]]
+        >>> fit = fit_op_table(x, x @ np.array([0.0, 1.0, 2.0]), ridge=1e-9)
+        >>> np.allclose(x @ fit["theta"] + fit["intercept"], x @ np.array([0.0, 1.0, 2.0]))
+        True
+    """
+    mean_x, mean_y = onehot.mean(axis=0), float(log_ms.mean())
+    centred = onehot - mean_x
+    theta = np.linalg.solve(centred.T @ centred + ridge * np.eye(onehot.shape[1]), centred.T @ (log_ms - mean_y))
+    return {"theta": theta.tolist(), "intercept": mean_y - float(mean_x @ theta)}
+
+
+def geometric_blend(log_predictions: np.ndarray, weights: Sequence[float]) -> np.ndarray:
+    """``exp(sum_k w_k log p_k)`` of ``[K, n]`` log predictions.
+
+    Example:
+        >>> geometric_blend(np.log([[4.0], [1.0]]), (0.5, 0.5)).round(6).tolist()
+        [2.0]
+    """
+    return np.exp(np.tensordot(np.asarray(weights, dtype="float64"), log_predictions, axes=1))
+
+
+def _log(ms: np.ndarray) -> np.ndarray:
+    return np.log(np.maximum(np.asarray(ms, dtype="float64"), _FLOOR_MS))
+
+
+class Stack(MultiPredict):
+    """MultiPredict plus per-source log tables; transfer blends five components by cross-validation."""
+
+    method: ClassVar[str] = "stack"
+    #: Two per fold of the 5-fold blend.
+    min_target_samples: ClassVar[int] = 10
+
+    def __init__(self, space: str, seed: int = 0, **hyper: Any) -> None:
+        super().__init__(space, seed, **hyper)
+        unknown = sorted(set(self.config.components) - set(COMPONENTS))
+        if unknown or not self.config.components:
+            raise UserError(f"stack: components={list(self.config.components)!r}; choose from {', '.join(COMPONENTS)}")
+        simplex_grid(len(self.config.components), self.config.weight_step)
+        self.source_tables: dict[str, dict[str, Any]] = {}
+
+    @property
+    def config(self) -> StackConfig:
+        return config_from_hyper(StackConfig, self.hyper, self.method)
+
+    def pretrain(self, sources: Mapping[str, pd.Series]) -> None:
+        """MultiPredict's pre-training, then each source's (position, op) log table on its own archs."""
+        super().pretrain(sources)
+        self.source_tables = {
+            name: fit_op_table(encodings.onehot(self.space, list(values.index)).astype("float64"),
+                               _log(values.to_numpy()), self.config.table_ridge)
+            for name, values in sources.items()
+        }
+
+    # -- the components ----------------------------------------------------------------
+    def _source_log_ms(self, archs: Sequence[str]) -> np.ndarray:
+        """``[n, S]`` log ms the pre-trained network predicts for every source row."""
+        scaled = self.source_predictions(archs)
+        return np.stack([_log(scaler.inverse(row)) for row, scaler in zip(scaled, self.source_scalers.values())], axis=1)
+
+    def _table_log_ms(self, archs: Sequence[str]) -> np.ndarray:
+        """``[n, S]`` log ms of every source's (position, op) table."""
+        onehot = encodings.onehot(self.space, list(archs)).astype("float64")
+        return np.stack([onehot @ np.asarray(t["theta"]) + t["intercept"] for t in self.source_tables.values()], axis=1)
+
+    def _fit_components(self, samples: pd.Series, network: bool) -> dict[str, Any]:
+        """Every closed-form component in ``components`` fitted on ``samples``, and when ``network``
+        the fine-tuned net as (net, scaler, source rhos, row initialisation weights)."""
+        archs, log_y = list(samples.index), _log(samples.to_numpy())
+        wanted, fitted = set(self.config.components), {}
+        ridges = self.config.stack_ridges
+        if "layerwise" in wanted:
+            fitted["layerwise"] = LayerwiseTable(self.space).fit_parameters(samples)
+        if "flops" in wanted:
+            fitted["flops"] = FlopsProxy(self.space).fit_parameters(samples)
+        if "sources" in wanted:
+            fitted["sources"] = fit_log_ridge(self._source_log_ms(archs), log_y, ridges)
+        if "tables" in wanted:
+            if not self.source_tables:
+                raise UserError("stack: this predictor has no per-source tables; pre-train it with `trainer pretrain --method stack`")
+            fitted["tables"] = fit_log_ridge(self._table_log_ms(archs), log_y, ridges)
+        if network:
+            fitted["network"] = self._finetune(samples)
+        return fitted
+
+    def _component_log_ms(self, name: str, fitted: Any, archs: Sequence[str]) -> np.ndarray:
+        predictors: dict[str, Callable[[], np.ndarray]] = {
+            "network": lambda: _log(self._net_predict(fitted[0], len(self.source_scalers), fitted[1], archs)),
+            "layerwise": lambda: _log(LayerwiseTable(self.space).predict_with(fitted, archs)),
+            "flops": lambda: _log(FlopsProxy(self.space).predict_with(fitted, archs)),
+            "sources": lambda: apply_log_ridge(fitted, self._source_log_ms(archs)),
+            "tables": lambda: apply_log_ridge(fitted, self._table_log_ms(archs)),
+        }
+        return predictors[name]()
+
+    def _out_of_fold(self, samples: pd.Series) -> np.ndarray:
+        """``[K, n]`` log ms of each component on each sample, fitted without that sample's fold."""
+        components = self.config.components
+        folds = np.array_split(np.random.default_rng(self.seed).permutation(len(samples)),
+                               min(self.config.blend_folds, len(samples)))
+        held_out_log = np.zeros((len(components), len(samples)))
+        for fold in folds:
+            train, held_out = samples.drop(index=samples.index[fold]), list(samples.index[fold])
+            fitted = self._fit_components(train, network="network" in components)
+            for k, name in enumerate(components):
+                held_out_log[k, fold] = self._component_log_ms(name, fitted[name], held_out)
+        return held_out_log
+
+    # -- transfer and prediction -----------------------------------------------------------
+    @in_config_threads
+    def transfer(self, target: str, samples: pd.Series) -> None:
+        """Fine-tune the network, fit the closed-form components, choose the blend by 5-fold CV on ``samples``."""
+        if len(samples) < max(self.min_target_samples, 2 * self.config.blend_folds):
+            raise UserError(
+                f"stack needs at least {max(self.min_target_samples, 2 * self.config.blend_folds)} samples of "
+                f"{target!r} for its {self.config.blend_folds}-fold blend, got {len(samples)}; measure more archs"
+            )
+        components = self.config.components
+        fitted = self._fit_components(samples, network=True)
+        held_out_log = self._out_of_fold(samples)
+        measured_log = _log(samples.to_numpy())
+        grid = simplex_grid(len(components), self.config.weight_step)
+        errors = np.round([np.mean((w @ held_out_log - measured_log) ** 2) for w in map(np.asarray, grid)], 12)
+        weights = dict(zip(components, grid[int(np.argmin(errors))]))
+        net, scaler, rhos, init = fitted.pop("network")
+        self.tuned[target], self.target_scalers[target] = net, scaler
+        self.transfer_info[target] = {
+            **self._initialisation_info(len(samples), rhos, init),
+            "stack_weights": weights,
+            "component_cv_log_mse": {name: float(np.mean((held_out_log[k] - measured_log) ** 2))
+                                     for k, name in enumerate(components)},
+            "blend_cv_log_mse": float(errors.min()),
+            "components": fitted,
+        }
+
+    @in_config_threads
+    def predict(self, archs: Sequence[str], target: str) -> np.ndarray:
+        """Latency in ms on a source (the pre-trained network) or a transferred target (the blend)."""
+        if target not in self.tuned:
+            return super().predict(archs, target)
+        info = self.transfer_info[target]
+        used = [(name, w) for name, w in info["stack_weights"].items() if w > 0]
+        fitted = {**info["components"], "network": (self.tuned[target], self.target_scalers[target])}
+        logs = np.stack([self._component_log_ms(name, fitted[name], archs) for name, _ in used])
+        return geometric_blend(logs, [w for _, w in used])
+
+    # -- persistence ----------------------------------------------------------------------
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors, config = super().state()
+        return tensors, {**config, "source_tables": self.source_tables}
+
+    @classmethod
+    def from_state(cls, tensors: Mapping[str, torch.Tensor], config: Mapping[str, Any]) -> "Stack":
+        model = super().from_state(tensors, config)
+        assert isinstance(model, Stack)
+        model.source_tables = {name: dict(table) for name, table in config.get("source_tables", {}).items()}
+        return model
