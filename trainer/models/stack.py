@@ -118,8 +118,8 @@ class Stack(MultiPredict):
     """MultiPredict plus per-source log tables; transfer blends five components by cross-validation."""
 
     method: ClassVar[str] = "stack"
-    #: Two per fold of the 5-fold blend.
-    min_target_samples: ClassVar[int] = 10
+    #: Below 5 samples the blend is cross-validated leave-one-out; every fold keeps 2 to fit on.
+    min_target_samples: ClassVar[int] = 3
 
     def __init__(self, space: str, seed: int = 0, **hyper: Any) -> None:
         super().__init__(space, seed, **hyper)
@@ -200,10 +200,9 @@ class Stack(MultiPredict):
     @in_config_threads
     def transfer(self, target: str, samples: pd.Series) -> None:
         """Fine-tune the network, fit the closed-form components, choose the blend by 5-fold CV on ``samples``."""
-        if len(samples) < max(self.min_target_samples, 2 * self.config.blend_folds):
+        if len(samples) < self.min_target_samples:
             raise UserError(
-                f"stack needs at least {max(self.min_target_samples, 2 * self.config.blend_folds)} samples of "
-                f"{target!r} for its {self.config.blend_folds}-fold blend, got {len(samples)}; measure more archs"
+                f"stack needs at least {self.min_target_samples} samples of {target!r}, got {len(samples)}; measure more archs"
             )
         components = self.config.components
         fitted = self._fit_components(samples, network=True)

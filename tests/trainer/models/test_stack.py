@@ -100,9 +100,16 @@ def test_json_round_trip_predicts_identically_and_leaves_sources_alone(trained, 
     np.testing.assert_array_equal(again.predict(archs, TARGET), trained.predict(archs, TARGET))  # seeded
 
 
+def test_three_samples_are_enough_for_a_leave_one_out_blend(trained, nb201_latency):
+    model = _roundtrip(trained)
+    model.transfer("few", nb201_latency[TARGET].iloc[200:203])
+    assert np.isfinite(model.predict(list(nb201_latency.index[:20]), "few")).all()
+    assert sum(model.transfer_info["few"]["stack_weights"].values()) == pytest.approx(1.0)
+
+
 def test_errors_are_user_errors(trained, nb201_latency):
-    with pytest.raises(UserError, match="at least 10 samples"):
-        _roundtrip(trained).transfer("new", nb201_latency[TARGET].iloc[200:208])
+    with pytest.raises(UserError, match="at least 3 samples"):
+        _roundtrip(trained).transfer("new", nb201_latency[TARGET].iloc[200:202])
     with pytest.raises(UserError, match="components"):
         Stack("nasbench201", components=["network", "oracle"])
     with pytest.raises(UserError, match="weight_step"):
