@@ -127,10 +127,26 @@ class MultiPredictConfig:
     threads: int = 1
     #: Shorthand (``trainer --epochs N``): caps both ``source_epochs`` and ``target_epochs`` at N.
     epochs: int | None = None
+    #: Cap on pre-training work, in (arch, source) pair visits: epochs = min(source_epochs,
+    #: pair_budget // pairs), at least 1; ``None``: no cap. 2.25M leaves HELP's splits (9 sources x
+    #: 900 archs) their 250 epochs and gives an FBNet split at 4,000 archs on 9 sources 62 epochs
+    #: (the paper's 250 would take about 22 min on this 2-core CPU against a 15-minute budget).
+    pair_budget: int | None = 2_250_000
 
     @property
     def pretrain_epochs(self) -> int:
         return self.source_epochs if self.epochs is None else min(self.source_epochs, self.epochs)
+
+    def pretrain_epochs_for(self, pairs: int) -> int:
+        """Pre-training epochs over ``pairs`` measured (arch, source) pairs, within ``pair_budget``.
+
+        Example:
+            >>> MultiPredictConfig().pretrain_epochs_for(9 * 900), MultiPredictConfig().pretrain_epochs_for(9 * 4000)
+            (250, 62)
+        """
+        if self.pair_budget is None:
+            return self.pretrain_epochs
+        return min(self.pretrain_epochs, max(1, self.pair_budget // max(1, pairs)))
 
     @property
     def transfer_epochs(self) -> int:
@@ -144,6 +160,7 @@ PAPER_HYPER: dict[str, Any] = {
     "mlp_head": (1000, 1000), "hw_dim": 8, "source_lr": 4e-4, "target_lr": 1e-3, "weight_decay": 5e-4,
     "batch_size": 128, "source_epochs": 250, "target_epochs": 50, "scaler": "minmax", "init": "best",
     "finetune": "all", "rank_weight": 0.0, "readout": "global", "embedding_epochs": 0, "blend_weight": 0.0,
+    "pair_budget": None,
 }
 
 #: Layer-wise weights tried when ``blend_weight`` is None.
@@ -300,7 +317,7 @@ class MultiPredict(Predictor):
         # (arch, source) pairs as in the paper, but each arch is encoded once per step, not once per pair.
         archs_per_step = max(1, round(cfg.batch_size / len(names)))
         fit_cfg = FitConfig(
-            lr=cfg.source_lr, weight_decay=cfg.weight_decay, batch_size=archs_per_step, epochs=cfg.pretrain_epochs,
+            lr=cfg.source_lr, weight_decay=cfg.weight_decay, batch_size=archs_per_step, epochs=cfg.pretrain_epochs_for(int(measured.sum())),
             rank_weight=cfg.rank_weight, seed=self.seed,
         )
         all_devices = torch.arange(len(names))

@@ -199,3 +199,12 @@ def test_layerwise_blend_is_fitted_on_the_samples_and_survives_save_load(pretrai
         bad = _roundtrip(pretrained)
         bad.hyper["blend_weight"] = 1.5
         bad.transfer("new", samples)
+
+
+def test_pretraining_epochs_follow_the_pair_budget():
+    from trainer.models.multipredict import MultiPredictConfig
+
+    assert MultiPredictConfig().pretrain_epochs_for(9 * 900) == 250  # HELP's splits train as the paper does
+    assert MultiPredictConfig(pair_budget=10_000).pretrain_epochs_for(1_000) == 10
+    assert MultiPredictConfig(pair_budget=1).pretrain_epochs_for(1_000) == 1
+    assert MultiPredictConfig(pair_budget=None, epochs=7).pretrain_epochs_for(10**9) == 7
