@@ -69,6 +69,8 @@ class StackConfig(MultiPredictConfig):
     table_ridge: float = 0.1
     #: Penalties tried by leave-one-out for the ``sources`` and ``tables`` ridges.
     stack_ridges: tuple[float, ...] = RIDGE_GRID
+    #: Constrain those ridges' weights to be non-negative (Breiman's stacked regressions).
+    nonnegative: bool = True
 
 
 def simplex_grid(components: int, step: float) -> list[tuple[float, ...]]:
@@ -158,17 +160,17 @@ class Stack(MultiPredict):
         the fine-tuned net as (net, scaler, source rhos, row initialisation weights)."""
         archs, log_y = list(samples.index), _log(samples.to_numpy())
         wanted, fitted = set(self.config.components), {}
-        ridges = self.config.stack_ridges
+        ridges, nonnegative = self.config.stack_ridges, self.config.nonnegative
         if "layerwise" in wanted:
             fitted["layerwise"] = LayerwiseTable(self.space).fit_parameters(samples)
         if "flops" in wanted:
             fitted["flops"] = FlopsProxy(self.space).fit_parameters(samples)
         if "sources" in wanted:
-            fitted["sources"] = fit_log_ridge(self._source_log_ms(archs), log_y, ridges)
+            fitted["sources"] = fit_log_ridge(self._source_log_ms(archs), log_y, ridges, nonnegative)
         if "tables" in wanted:
             if not self.source_tables:
                 raise UserError("stack: this predictor has no per-source tables; pre-train it with `trainer pretrain --method stack`")
-            fitted["tables"] = fit_log_ridge(self._table_log_ms(archs), log_y, ridges)
+            fitted["tables"] = fit_log_ridge(self._table_log_ms(archs), log_y, ridges, nonnegative)
         if network:
             fitted["network"] = self._finetune(samples)
         return fitted

@@ -51,3 +51,15 @@ def test_constant_columns_get_no_weight_and_bad_input_is_refused():
         fit_log_ridge(np.array([[np.nan], [1.0]]), np.array([1.0, 2.0]))
     with pytest.raises(ValueError):
         fit_log_ridge(np.ones((3, 1)), np.ones(2))
+
+
+def test_nonnegative_weights_stay_nonnegative_and_match_the_free_fit_when_it_is_nonnegative():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(25, 3))
+    y = x @ np.array([1.0, 0.5, -0.7]) + 0.05 * rng.normal(size=25)
+    constrained = fit_log_ridge(x, y, nonnegative=True)
+    assert min(constrained["weights"]) >= 0.0 and constrained["weights"][2] == 0.0
+    positive = x[:, :2] @ np.array([1.0, 0.5]) + 0.05 * rng.normal(size=25)
+    free, nonneg = fit_log_ridge(x[:, :2], positive, ridges=(0.1,)), fit_log_ridge(x[:, :2], positive, ridges=(0.1,), nonnegative=True)
+    np.testing.assert_allclose(nonneg["weights"], free["weights"], rtol=1e-8)
+    assert nonneg["loo_mse"] == pytest.approx(free["loo_mse"], rel=1e-6)  # refitted LOO = the closed form
