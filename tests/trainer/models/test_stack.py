@@ -12,7 +12,7 @@ from farm.errors import UserError
 from trainer import encodings
 from trainer.models import get_method
 from trainer.models.layerwise import LayerwiseTable
-from trainer.models.stack import COMPONENTS, Stack, fit_op_table, geometric_blend, simplex_grid
+from trainer.models.stack import COMPONENTS, Stack, bagged_weights, fit_op_table, geometric_blend, simplex_grid
 
 SOURCES = ("1080ti_1", "pixel3", "silver_4114", "gold_6226")
 TARGET = "raspi4"
@@ -57,17 +57,33 @@ def test_op_table_recovers_log_additive_latencies():
     np.testing.assert_allclose(onehot @ np.asarray(table["theta"]) + table["intercept"], true_log, atol=1e-4)
 
 
-def test_transfer_ranks_the_targets_unseen_archs_with_weights_on_the_grid(trained, nb201_latency):
+def test_transfer_ranks_the_targets_unseen_archs_with_weights_on_the_simplex(trained, nb201_latency):
     held_out = list(nb201_latency.index[:200])
     predicted = trained.predict(held_out, TARGET)
     assert predicted.shape == (200,) and np.isfinite(predicted).all() and (predicted > 0).all()
     assert stats.spearmanr(predicted, nb201_latency[TARGET].loc[held_out]).statistic > 0.8
     info = trained.transfer_info[TARGET]
-    weights = tuple(info["stack_weights"][name] for name in COMPONENTS)
-    assert weights in simplex_grid(5, 0.25)
+    weights = np.array([info["stack_weights"][name] for name in COMPONENTS])
+    assert weights.min() >= 0.0 and weights.sum() == pytest.approx(1.0)
+    assert trained.targets() == [*SOURCES, TARGET]
+
+
+def test_without_bagging_the_weights_are_the_grid_point_with_the_least_out_of_fold_error(nb201_latency):
+    model = _pretrained(nb201_latency, weight_bootstraps=0, source_epochs=2)
+    model.transfer(TARGET, nb201_latency[TARGET].iloc[200:220])
+    info = model.transfer_info[TARGET]
+    assert tuple(info["stack_weights"][name] for name in COMPONENTS) in simplex_grid(5, 0.25)
     # every single component is a grid point, so the chosen blend is never worse out of fold than the best one
     assert info["blend_cv_log_mse"] <= min(info["component_cv_log_mse"].values()) + 1e-12
-    assert trained.targets() == [*SOURCES, TARGET]
+
+
+def test_bagged_weights_average_the_bootstrap_arg_mins():
+    grid = np.asarray(simplex_grid(2, 0.5))
+    held_out = np.array([[0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
+    measured = np.array([1.0, 1.0, 0.0, 0.0])  # half the samples favour each component
+    bagged = bagged_weights(grid, held_out, measured, bootstraps=200, seed=0)
+    assert bagged.sum() == pytest.approx(1.0) and 0.2 < bagged[0] < 0.8
+    np.testing.assert_array_equal(bagged, bagged_weights(grid, held_out, measured, bootstraps=200, seed=0))
 
 
 def test_prediction_is_the_geometric_blend_of_the_components(trained, nb201_latency):
