@@ -134,3 +134,19 @@ def test_errors_are_user_errors(trained, nb201_latency):
         bare = _roundtrip(trained)
         bare.source_tables = {}
         bare.transfer("new", nb201_latency[TARGET].iloc[200:220])
+
+
+def test_on_fbnet_the_source_tables_carry_a_log_additive_target():
+    space = spaces.get("fbnet")
+    archs = space.sample(540, seed=11)
+    onehot = encodings.onehot("fbnet", archs).astype("float64")
+    rng = np.random.default_rng(4)
+    first, second = (np.exp(onehot @ rng.uniform(0.0, 0.2, onehot.shape[1])) for _ in range(2))
+    sources = {"first": pd.Series(first[:400], archs[:400]), "second": pd.Series(second[:400], archs[:400])}
+    model = Stack("fbnet", seed=0, mlp_hidden=[16], mlp_head=[16], batch_size=64, source_epochs=2, target_epochs=2)
+    model.pretrain(sources)
+    target = 3.0 * first**0.7 * second**0.3  # a device between the two, in log space
+    model.transfer("between", pd.Series(target[400:420], archs[400:420]))
+    rho = stats.spearmanr(model.predict(archs[420:], "between"), target[420:]).statistic
+    assert rho > 0.95, rho
+    assert model.transfer_info["between"]["stack_weights"]["tables"] >= 0.5
