@@ -21,11 +21,12 @@ component predictors, each from those samples only:
 
 and predicts their geometric blend
 
-.. math::  \\log \\hat y(a) = \\sum_k w_k \\log \\hat y_k(a), \\qquad w \\in \\Delta, \\; w_k \\in \\{0, \\tfrac14, \\dots, 1\\}
+.. math::  \\log \\hat y(a) = \\sum_k w_k \\log \\hat y_k(a), \\qquad w_k \\ge 0, \\; \\sum_k w_k = 1
 
-with ``w`` chosen on out-of-fold predictions: every component is refitted on 4
-of 5 folds of the target's samples (the network fine-tuned again) and predicts
-the fifth, the grid point with the least squared log error on those is found on
+with ``w`` chosen on out-of-fold predictions over the grid ``w_k in {0, 1/4, ...,
+1}``: every component is refitted on 4 of 5 folds of the target's samples (the
+network fine-tuned again) and predicts the fifth, the grid point with the least
+squared log error on those is found on
 each of 100 bootstrap resamples of the samples, and ``w`` is the mean of those
 points (bagging the choice; one arg-min over 10-20 noisy errors jumps). The
 weights see only the target's samples, never its other archs. The two ridges
