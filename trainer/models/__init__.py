@@ -20,8 +20,8 @@ multipredict  0.9635  0.9649  0.9878    0.9472      0.8488      0.8022
 ============  ======  ======  ========  ==========  ==========  ========
 
 Two splits are level rather than ahead: ND-noGPU -0.0001 (seed by seed +0.0009,
--0.0003, -0.0008; spread over seeds 0.0014 and 0.0019) and FD-noGPU -0.0007
-(spread over seeds 0.022 for multipredict). Read to the letter, "at least as
+-0.0003, -0.0008; standard deviations over seeds 0.0014 and 0.0019) and FD-noGPU
+-0.0007 (seed by seed -0.0070, +0.0121, -0.0073; 0.025 and 0.022). Read to the letter, "at least as
 good on every split" fails there by less than a tenth of the seed spread; the
 gains elsewhere are 0.003 to 0.024. Change ``_PREFERRED_METHOD`` only for a
 method at least as good on every split, within the spread over seeds.
