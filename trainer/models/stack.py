@@ -33,8 +33,8 @@ weights see only the target's samples, never its other archs. The two ridges
 have non-negative weights (Breiman's stacked regressions): with 10
 cosine-sampled ND samples a free ridge over the sources ranked pixel2 at 0.77,
 the constrained one at 0.90. Which components earn weight differs by device and
-space; mean weights with 20 random samples: on HELP's ND targets layer-wise 0.66,
-the two ridges 0.12 each, FLOPs 0.06, the network 0.05; on FD tables 0.29,
+space; mean weights with 20 random samples: on HELP's ND targets layer-wise 0.63,
+the two ridges 0.13 each, FLOPs 0.06, the network 0.05; on FD tables 0.29,
 FLOPs 0.27, layer-wise 0.26, sources 0.13, the network 0.05.
 
 Example:
