@@ -204,6 +204,8 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     workflow.save(result, args.out)
     say(f"transferred {manifest['method']} to {result.target} with {result.samples} samples in "
                  f"{result.seconds:.2f} s (fit Spearman {result.fit['spearman']:.3f}) -> {args.out}")
+    if summary := result.predictor.transfer_summary(result.target):
+        say(summary)
     _print_json(args, {**result.to_dict(), "predictor": str(args.predictor), "out": str(args.out)})
     return 0
 

@@ -70,6 +70,7 @@ def test_pretrain_sample_transfer_predict_round_trip(capsys, store_dir, tmp_path
         (target,) = transferred["config"]["targets"]
         assert target["transfer"]["blend_weight"] in (0.0, 0.25, 0.5, 0.75, 1.0) and "layerwise" in target["transfer"]
     if method == "stack":  # the blend's weights over its five components, chosen by cross-validation and saved
+        assert "blend of pixel2: " in out and "network row initialised from " in out
         (target,) = transferred["config"]["targets"]
         assert sum(target["transfer"]["stack_weights"].values()) == pytest.approx(1.0)
         assert len(transferred["config"]["source_tables"]) == 3

@@ -78,6 +78,10 @@ class Predictor(abc.ABC):
         """Targets this predictor can predict for."""
         return []
 
+    def transfer_summary(self, target: str) -> str:
+        """One line on what :meth:`transfer` chose for ``target`` (e.g. blend weights); empty when nothing to say."""
+        return ""
+
 
 def prefixed_state(modules: Iterable[tuple[str, nn.Module | None]]) -> dict[str, torch.Tensor]:
     """The state dicts of ``(prefix, module)`` pairs as one flat tensor dict (``prefix.name``); ``None`` skipped.

@@ -268,6 +268,23 @@ class Stack(MultiPredict):
         logs = np.stack([self._component_log_ms(name, fitted[name], archs) for name, _ in used])
         return geometric_blend(logs, [w for _, w in used])
 
+    def transfer_summary(self, target: str) -> str:
+        """The blend's weights, largest first, and the source the network's row started from.
+
+        Example:
+            >>> model = Stack("nasbench201")
+            >>> model.transfer_info["t"] = {"stack_weights": {"network": 0.0, "layerwise": 0.75, "tables": 0.25},
+            ...                             "init_source": "pixel3"}
+            >>> model.transfer_summary("t")
+            'blend of t: layerwise 0.75, tables 0.25 (network row initialised from pixel3)'
+        """
+        info = self.transfer_info.get(target)
+        if not info:
+            return ""
+        weights = sorted(((w, name) for name, w in info["stack_weights"].items() if w > 0), reverse=True)
+        parts = ", ".join(f"{name} {w:.2f}" for w, name in weights)
+        return f"blend of {target}: {parts} (network row initialised from {info['init_source']})"
+
     # -- persistence ----------------------------------------------------------------------
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         tensors, config = super().state()
