@@ -177,10 +177,17 @@ def blend(network_ms: np.ndarray, table_ms: np.ndarray, weight: float) -> np.nda
     """
     if weight == 0.0:
         return np.asarray(network_ms, dtype="float64")
-    floor = 1e-6
-    log_net = np.log(np.maximum(np.asarray(network_ms, dtype="float64"), floor))
-    log_table = np.log(np.maximum(np.asarray(table_ms, dtype="float64"), floor))
-    return np.exp((1.0 - weight) * log_net + weight * log_table)
+    return np.exp((1.0 - weight) * floored_log(network_ms) + weight * floored_log(table_ms))
+
+
+def floored_log(ms: np.ndarray) -> np.ndarray:
+    """``log`` of latencies in ms, non-positive values floored at 1e-6 ms (a closed-form fit may dip below 0).
+
+    Example:
+        >>> floored_log(np.array([1.0, -2.0])).round(3).tolist()
+        [0.0, -13.816]
+    """
+    return np.log(np.maximum(np.asarray(ms, dtype="float64"), 1e-6))
 
 
 def choose_blend_weight(network_ms: np.ndarray, table_ms: np.ndarray, measured_ms: np.ndarray) -> float:
@@ -416,9 +423,13 @@ class MultiPredict(Predictor):
                     len(archs), fit_cfg, parameters=params)
         return net.eval(), scaler, rhos, weights
 
+    def _blend_folds(self, n: int) -> list[np.ndarray]:
+        """The seeded ``blend_folds``-fold split (leave-one-out below that) of ``n`` target samples."""
+        return np.array_split(np.random.default_rng(self.seed).permutation(n), min(self.config.blend_folds, n))
+
     def _cross_validated_weight(self, samples: pd.Series) -> float:
         """Refit the net and the table on k-1 folds of ``samples``, predict the held-out fold, pick the blend."""
-        folds = np.array_split(np.random.default_rng(self.seed).permutation(len(samples)), min(self.config.blend_folds, len(samples)))
+        folds = self._blend_folds(len(samples))
         layerwise = LayerwiseTable(self.space)
         network, table = np.zeros(len(samples)), np.zeros(len(samples))
         for fold in folds:

@@ -57,11 +57,10 @@ from trainer import encodings
 from trainer.models.flops import FlopsProxy
 from trainer.models.layerwise import LayerwiseTable
 from trainer.models.log_ridge import RIDGE_GRID, apply_log_ridge, fit_log_ridge
-from trainer.models.multipredict import MultiPredict, MultiPredictConfig
+from trainer.models.multipredict import MultiPredict, MultiPredictConfig, floored_log
 from trainer.models.training import config_from_hyper, in_config_threads
 
 COMPONENTS: tuple[str, ...] = ("network", "layerwise", "flops", "sources", "tables")
-_FLOOR_MS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -145,10 +144,6 @@ def geometric_blend(log_predictions: np.ndarray, weights: Sequence[float]) -> np
     return np.exp(np.tensordot(np.asarray(weights, dtype="float64"), log_predictions, axes=1))
 
 
-def _log(ms: np.ndarray) -> np.ndarray:
-    return np.log(np.maximum(np.asarray(ms, dtype="float64"), _FLOOR_MS))
-
-
 class Stack(MultiPredict):
     """MultiPredict plus per-source log tables; transfer blends five components by cross-validation."""
 
@@ -173,7 +168,7 @@ class Stack(MultiPredict):
         super().pretrain(sources)
         self.source_tables = {
             name: fit_op_table(encodings.onehot(self.space, list(values.index)).astype("float64"),
-                               _log(values.to_numpy()), self.config.table_ridge)
+                               floored_log(values.to_numpy()), self.config.table_ridge)
             for name, values in sources.items()
         }
 
@@ -181,7 +176,7 @@ class Stack(MultiPredict):
     def _source_log_ms(self, archs: Sequence[str]) -> np.ndarray:
         """``[n, S]`` log ms the pre-trained network predicts for every source row."""
         scaled = self.source_predictions(archs)
-        return np.stack([_log(scaler.inverse(row)) for row, scaler in zip(scaled, self.source_scalers.values())], axis=1)
+        return np.stack([floored_log(scaler.inverse(row)) for row, scaler in zip(scaled, self.source_scalers.values())], axis=1)
 
     def _table_log_ms(self, archs: Sequence[str]) -> np.ndarray:
         """``[n, S]`` log ms of every source's (position, op) table."""
@@ -191,7 +186,7 @@ class Stack(MultiPredict):
     def _fit_components(self, samples: pd.Series, network: bool) -> dict[str, Any]:
         """Every closed-form component in ``components`` fitted on ``samples``, and when ``network``
         the fine-tuned net as (net, scaler, source rhos, row initialisation weights)."""
-        archs, log_y = list(samples.index), _log(samples.to_numpy())
+        archs, log_y = list(samples.index), floored_log(samples.to_numpy())
         wanted, fitted = set(self.config.components), {}
         ridges, nonnegative = self.config.stack_ridges, self.config.nonnegative
         if "layerwise" in wanted:
@@ -210,9 +205,9 @@ class Stack(MultiPredict):
 
     def _component_log_ms(self, name: str, fitted: Any, archs: Sequence[str]) -> np.ndarray:
         predictors: dict[str, Callable[[], np.ndarray]] = {
-            "network": lambda: _log(self._net_predict(fitted[0], len(self.source_scalers), fitted[1], archs)),
-            "layerwise": lambda: _log(LayerwiseTable(self.space).predict_with(fitted, archs)),
-            "flops": lambda: _log(FlopsProxy(self.space).predict_with(fitted, archs)),
+            "network": lambda: floored_log(self._net_predict(fitted[0], len(self.source_scalers), fitted[1], archs)),
+            "layerwise": lambda: floored_log(LayerwiseTable(self.space).predict_with(fitted, archs)),
+            "flops": lambda: floored_log(FlopsProxy(self.space).predict_with(fitted, archs)),
             "sources": lambda: apply_log_ridge(fitted, self._source_log_ms(archs)),
             "tables": lambda: apply_log_ridge(fitted, self._table_log_ms(archs)),
         }
@@ -221,8 +216,7 @@ class Stack(MultiPredict):
     def _out_of_fold(self, samples: pd.Series) -> np.ndarray:
         """``[K, n]`` log ms of each component on each sample, fitted without that sample's fold."""
         components = self.config.components
-        folds = np.array_split(np.random.default_rng(self.seed).permutation(len(samples)),
-                               min(self.config.blend_folds, len(samples)))
+        folds = self._blend_folds(len(samples))
         held_out_log = np.zeros((len(components), len(samples)))
         for fold in folds:
             train, held_out = samples.drop(index=samples.index[fold]), list(samples.index[fold])
@@ -242,7 +236,7 @@ class Stack(MultiPredict):
         components = self.config.components
         fitted = self._fit_components(samples, network=True)
         held_out_log = self._out_of_fold(samples)
-        measured_log = _log(samples.to_numpy())
+        measured_log = floored_log(samples.to_numpy())
         grid = np.asarray(simplex_grid(len(components), self.config.weight_step))
         chosen = bagged_weights(grid, held_out_log, measured_log, self.config.weight_bootstraps, self.seed)
         weights = dict(zip(components, chosen.round(6).tolist()))
