@@ -13,24 +13,19 @@ from trainer import registry
 from trainer.models import get_method
 from trainer.models.nasflat import NASFLAT, NASFLATConfig, graph_inputs
 from tests.trainer.test_cli import run as _run
+from tests.trainer.models.latency_slice import SOURCES, TARGET, pretrained_on_slice, transferred_on_slice
 
-SOURCES = ("1080ti_1", "pixel3", "silver_4114", "gold_6226")
-TARGET = "raspi4"
 TINY = {"op_gnn": [16, 16], "op_summary": [16], "op_update": [16], "main_gnn": [16, 16], "head": [32, 32],
         "source_epochs": 6, "target_epochs": 10, "batch_size": 64}
 
 
 def _pretrained(latency: pd.DataFrame, **hyper) -> NASFLAT:
-    model = NASFLAT("nasbench201", seed=0, **{**TINY, **hyper})
-    model.pretrain({s: latency[s].iloc[:200] for s in SOURCES})
-    return model
+    return pretrained_on_slice(NASFLAT("nasbench201", seed=0, **{**TINY, **hyper}), latency)
 
 
 @pytest.fixture(scope="module")
 def trained(nb201_latency: pd.DataFrame) -> NASFLAT:
-    model = _pretrained(nb201_latency)
-    model.transfer(TARGET, nb201_latency[TARGET].iloc[200:220])
-    return model
+    return transferred_on_slice(_pretrained(nb201_latency), nb201_latency)
 
 
 def test_registered_as_nasflat():

@@ -13,9 +13,8 @@ from trainer import encodings
 from trainer.models import get_method
 from trainer.models.layerwise import LayerwiseTable
 from trainer.models.stack import COMPONENTS, Stack, bagged_weights, fit_op_table, geometric_blend, simplex_grid
+from tests.trainer.models.latency_slice import SOURCES, TARGET, pretrained_on_slice, transferred_on_slice
 
-SOURCES = ("1080ti_1", "pixel3", "silver_4114", "gold_6226")
-TARGET = "raspi4"
 TINY = {"gcn_hidden": [16, 16], "gcn_head": [16], "batch_size": 64, "source_epochs": 8, "target_epochs": 8}
 
 
@@ -25,16 +24,12 @@ def _roundtrip(model: Stack) -> Stack:
 
 
 def _pretrained(latency: pd.DataFrame, **hyper) -> Stack:
-    model = Stack("nasbench201", seed=0, **{**TINY, **hyper})
-    model.pretrain({s: latency[s].iloc[:200] for s in SOURCES})
-    return model
+    return pretrained_on_slice(Stack("nasbench201", seed=0, **{**TINY, **hyper}), latency)
 
 
 @pytest.fixture(scope="module")
 def trained(nb201_latency: pd.DataFrame) -> Stack:
-    model = _pretrained(nb201_latency)
-    model.transfer(TARGET, nb201_latency[TARGET].iloc[200:220])
-    return model
+    return transferred_on_slice(_pretrained(nb201_latency), nb201_latency)
 
 
 def test_registered_as_stack_with_five_components():
