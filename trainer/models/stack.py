@@ -1,4 +1,4 @@
-"""Stacked transfer: MultiPredict's fine-tuned network and four closed-form models, blended by cross-validation.
+"""Stacked transfer: MultiPredict's fine-tuned network and six closed-form models, blended by cross-validation.
 
 The project's own method (beyond the papers). After pre-training MultiPredict
 on the source devices (:mod:`trainer.models.multipredict`) it also fits, per
@@ -9,15 +9,28 @@ source's archs,
 
 (closed-form ridge; FBNet latencies are almost exactly log-additive over
 (position, op): on HELP's table such a fit ranks half the archs from the other
-half at Spearman 0.999). Transfer to a target with a few samples builds five
-component predictors, each from those samples only:
+half at Spearman 0.999), the same table in ms, and, on narrow encodings, a table with
+pairwise interactions in ms. Transfer to a target with a few samples builds seven component
+predictors, each from those samples only:
 
 * ``network``: MultiPredict's fine-tuned copy (row initialised from the best-correlated source);
 * ``layerwise``: the per-op latency table (:mod:`trainer.models.layerwise`);
 * ``flops``: latency affine in MACs (:mod:`trainer.models.flops`);
 * ``sources``: a ridge of the target's log latency on the log latencies the
   pre-trained network predicts for every source row (:mod:`trainer.models.log_ridge`);
-* ``tables``: the same ridge over the per-source tables' log predictions.
+* ``tables``: the same ridge over the per-source tables' log predictions;
+* ``pairs``: a ridge of the target's latency (in ms over its mean, not log) over per-source
+  tables with pairwise (position, op) interactions, also additive in ms. Some devices are: on
+  HELP's NAS-Bench-201 table, raspi4 and pixel3 are ranked at Spearman 0.97 by such a table
+  fitted on half their archs, 0.94 by an additive ms table and 0.90 by an additive log one. Only
+  where the one-hot is at most ``pair_table_max_width`` wide (NAS-Bench-201's 30 columns give
+  435 products; FBNet's 198 would give 19,503): elsewhere the blend has the other six and
+  :meth:`Stack.transfer_summary` says why;
+* ``costs``: the same kind of ridge over the per-source additive ms tables plus the arch's MACs
+  and parameter count, a compute and a memory term. HELP's FBNet latencies of raspi4, fpga and
+  eyeriss are exact sums of per-layer costs (an additive ms table fitted on 3,000 of their archs
+  ranks the rest at Spearman 1.000); from 20 samples this ranks them at 0.981 (3 seeds), 0.974
+  without the parameter count.
 
 and predicts their geometric blend
 
@@ -39,7 +52,9 @@ FLOPs 0.27, layer-wise 0.26, sources 0.13, the network 0.05.
 
 Example:
     >>> Stack("fbnet").config.components
-    ('network', 'layerwise', 'flops', 'sources', 'tables')
+    ('network', 'layerwise', 'flops', 'sources', 'tables', 'pairs', 'costs')
+    >>> Stack("fbnet").unavailable_components()["pairs"]
+    "fbnet's one-hot is 198 wide, over pair_table_max_width=64"
 """
 
 from __future__ import annotations
@@ -52,6 +67,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from farm import spaces
 from farm.errors import UserError
 from trainer import encodings
 from trainer.models.flops import FlopsProxy
@@ -60,7 +76,7 @@ from trainer.models.log_ridge import RIDGE_GRID, apply_log_ridge, fit_log_ridge
 from trainer.models.multipredict import MultiPredict, MultiPredictConfig, floored_log
 from trainer.models.training import config_from_hyper, in_config_threads
 
-COMPONENTS: tuple[str, ...] = ("network", "layerwise", "flops", "sources", "tables")
+COMPONENTS: tuple[str, ...] = ("network", "layerwise", "flops", "sources", "tables", "pairs", "costs")
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,11 @@ class StackConfig(MultiPredictConfig):
     weight_step: float = 0.25
     #: Ridge penalty of the per-source (position, op) log tables, on one-hot features.
     table_ridge: float = 0.1
+    #: Ridge penalty of the per-source pairwise tables (in latency / mean latency), on one-hot products.
+    pair_table_ridge: float = 1.0
+    #: Widest one-hot encoding that gets pairwise tables (NAS-Bench-201: 30 columns, 435 products;
+    #: FBNet's 198 would give 19,503 and OFA's 145 10,440, more than 900 source archs can fit).
+    pair_table_max_width: int = 64
     #: Penalties tried by leave-one-out for the ``sources`` and ``tables`` ridges.
     stack_ridges: tuple[float, ...] = RIDGE_GRID
     #: Constrain those ridges' weights to be non-negative (Breiman's stacked regressions).
@@ -119,8 +140,10 @@ def bagged_weights(grid: np.ndarray, held_out_log: np.ndarray, measured_log: np.
     return np.mean([arg_min(rng.integers(0, n, n)) for _ in range(bootstraps)], axis=0)
 
 
-def fit_op_table(onehot: np.ndarray, log_ms: np.ndarray, ridge: float) -> dict[str, Any]:
-    """Closed-form ridge ``log ms = b + onehot @ theta`` (intercept unpenalised): ``{"theta", "intercept"}``.
+def fit_op_table(onehot: np.ndarray, target: np.ndarray, ridge: float) -> dict[str, Any]:
+    """Closed-form ridge ``target = b + onehot @ theta`` (intercept unpenalised): ``{"theta", "intercept"}``.
+
+    ``onehot`` is the (position, op) encoding or :func:`with_pairs` of it; ``target`` log ms or scaled ms.
 
     Example:
         >>> x = np.eye(3)[[0, 1, 2, 0]]
@@ -128,10 +151,27 @@ def fit_op_table(onehot: np.ndarray, log_ms: np.ndarray, ridge: float) -> dict[s
         >>> np.allclose(x @ fit["theta"] + fit["intercept"], x @ np.array([0.0, 1.0, 2.0]))
         True
     """
-    mean_x, mean_y = onehot.mean(axis=0), float(log_ms.mean())
+    mean_x, mean_y = onehot.mean(axis=0), float(target.mean())
     centred = onehot - mean_x
-    theta = np.linalg.solve(centred.T @ centred + ridge * np.eye(onehot.shape[1]), centred.T @ (log_ms - mean_y))
+    theta = np.linalg.solve(centred.T @ centred + ridge * np.eye(onehot.shape[1]), centred.T @ (target - mean_y))
     return {"theta": theta.tolist(), "intercept": mean_y - float(mean_x @ theta)}
+
+
+def with_pairs(onehot: np.ndarray) -> np.ndarray:
+    """``[n, d]`` one-hot columns followed by the products of every pair of them, ``[n, d + d(d-1)/2]``.
+
+    Example:
+        >>> with_pairs(np.array([[1.0, 0.0, 1.0]])).tolist()
+        [[1.0, 0.0, 1.0, 0.0, 1.0, 0.0]]
+    """
+    first, second = np.triu_indices(onehot.shape[1], 1)
+    return np.concatenate([onehot, onehot[:, first] * onehot[:, second]], axis=1)
+
+
+def _scaled_ms_ridge(features: np.ndarray, samples: pd.Series, ridges: Sequence[float], nonnegative: bool) -> dict[str, Any]:
+    """:func:`fit_log_ridge` of latency over its mean (an additive model in ms, not log) and that mean."""
+    scale = float(samples.mean())
+    return {"scale": scale, "ridge": fit_log_ridge(features, samples.to_numpy(dtype="float64") / scale, ridges, nonnegative)}
 
 
 def geometric_blend(log_predictions: np.ndarray, weights: Sequence[float]) -> np.ndarray:
@@ -145,7 +185,7 @@ def geometric_blend(log_predictions: np.ndarray, weights: Sequence[float]) -> np
 
 
 class Stack(MultiPredict):
-    """MultiPredict plus per-source log tables; transfer blends five components by cross-validation."""
+    """MultiPredict plus per-source tables; transfer blends seven components by cross-validation."""
 
     method: ClassVar[str] = "stack"
     #: Below 5 samples the blend is cross-validated leave-one-out; every fold keeps 2 to fit on.
@@ -158,19 +198,48 @@ class Stack(MultiPredict):
             raise UserError(f"stack: components={list(self.config.components)!r}; choose from {', '.join(COMPONENTS)}")
         simplex_grid(len(self.config.components), self.config.weight_step)
         self.source_tables: dict[str, dict[str, Any]] = {}
+        self.source_pair_tables: dict[str, dict[str, Any]] = {}
+        self.source_ms_tables: dict[str, dict[str, Any]] = {}
 
     @property
     def config(self) -> StackConfig:
         return config_from_hyper(StackConfig, self.hyper, self.method)
 
     def pretrain(self, sources: Mapping[str, pd.Series]) -> None:
-        """MultiPredict's pre-training, then each source's (position, op) log table on its own archs."""
+        """MultiPredict's pre-training, then each source's (position, op) tables on its own archs: in log
+        ms, in ms over its mean, and pairwise in ms where the encoding is narrow enough."""
         super().pretrain(sources)
-        self.source_tables = {
-            name: fit_op_table(encodings.onehot(self.space, list(values.index)).astype("float64"),
-                               floored_log(values.to_numpy()), self.config.table_ridge)
-            for name, values in sources.items()
-        }
+        cfg = self.config
+        self.source_tables, self.source_ms_tables, self.source_pair_tables = {}, {}, {}
+        for name, values in sources.items():
+            onehot, ms = encodings.onehot(self.space, list(values.index)).astype("float64"), values.to_numpy(dtype="float64")
+            self.source_tables[name] = fit_op_table(onehot, floored_log(ms), cfg.table_ridge)
+            self.source_ms_tables[name] = fit_op_table(onehot, ms / ms.mean(), cfg.table_ridge)
+            if onehot.shape[1] <= cfg.pair_table_max_width:
+                self.source_pair_tables[name] = fit_op_table(with_pairs(onehot), ms / ms.mean(), cfg.pair_table_ridge)
+
+    def unavailable_components(self) -> dict[str, str]:
+        """Components in ``components`` that sit out of this predictor's blend, each with the reason.
+
+        Example:
+            >>> Stack("nasbench201", components=["layerwise", "costs"]).unavailable_components()
+            {'costs': 'its pre-training fitted no ms tables (a predictor from before they existed); pre-train again to use them'}
+        """
+        wanted, reasons = set(self.config.components), {}
+        before = "its pre-training fitted no {} (a predictor from before they existed); pre-train again to use them"
+        if "pairs" in wanted and not self.source_pair_tables:
+            width = encodings.onehot(self.space, spaces.get(self.space).sample(1)).shape[1]
+            reasons["pairs"] = (f"{self.space}'s one-hot is {width} wide, over pair_table_max_width={self.config.pair_table_max_width}"
+                                if width > self.config.pair_table_max_width else before.format("pairwise tables"))
+        if "costs" in wanted and not self.source_ms_tables:
+            reasons["costs"] = before.format("ms tables")
+        return reasons
+
+    @property
+    def active_components(self) -> tuple[str, ...]:
+        """``components`` less those :meth:`unavailable_components` gives a reason for."""
+        unavailable = self.unavailable_components()
+        return tuple(c for c in self.config.components if c not in unavailable)
 
     # -- the components ----------------------------------------------------------------
     def _source_log_ms(self, archs: Sequence[str]) -> np.ndarray:
@@ -183,11 +252,22 @@ class Stack(MultiPredict):
         onehot = encodings.onehot(self.space, list(archs)).astype("float64")
         return np.stack([onehot @ np.asarray(t["theta"]) + t["intercept"] for t in self.source_tables.values()], axis=1)
 
+    def _pair_scaled_ms(self, archs: Sequence[str]) -> np.ndarray:
+        """``[n, S]`` latency over its mean of every source's pairwise table."""
+        features = with_pairs(encodings.onehot(self.space, list(archs)).astype("float64"))
+        return np.stack([features @ np.asarray(t["theta"]) + t["intercept"] for t in self.source_pair_tables.values()], axis=1)
+
+    def _cost_features(self, archs: Sequence[str]) -> np.ndarray:
+        """``[n, S + 2]``: every source's additive ms table (over its mean), MACs (M) and parameters (M)."""
+        onehot = encodings.onehot(self.space, list(archs)).astype("float64")
+        tables = [onehot @ np.asarray(t["theta"]) + t["intercept"] for t in self.source_ms_tables.values()]
+        return np.stack([*tables, encodings.flops(self.space, list(archs)) / 1e6, encodings.params(self.space, list(archs)) / 1e6], axis=1)
+
     def _fit_components(self, samples: pd.Series, network: bool) -> dict[str, Any]:
-        """Every closed-form component in ``components`` fitted on ``samples``, and when ``network``
+        """Every closed-form component in ``active_components`` fitted on ``samples``, and when ``network``
         the fine-tuned net as (net, scaler, source rhos, row initialisation weights)."""
         archs, log_y = list(samples.index), floored_log(samples.to_numpy())
-        wanted, fitted = set(self.config.components), {}
+        wanted, fitted = set(self.active_components), {}
         ridges, nonnegative = self.config.stack_ridges, self.config.nonnegative
         if "layerwise" in wanted:
             fitted["layerwise"] = LayerwiseTable(self.space).fit_parameters(samples)
@@ -199,6 +279,14 @@ class Stack(MultiPredict):
             if not self.source_tables:
                 raise UserError("stack: this predictor has no per-source tables; pre-train it with `trainer pretrain --method stack`")
             fitted["tables"] = fit_log_ridge(self._table_log_ms(archs), log_y, ridges, nonnegative)
+        if "pairs" in wanted:
+            # Additive in ms, not log: on HELP's table raspi4's and pixel3's NB201 latencies are ranked at
+            # Spearman 0.97 by a pairwise ms table and 0.91 by a pairwise log one (half the archs from the other half).
+            fitted["pairs"] = _scaled_ms_ridge(self._pair_scaled_ms(archs), samples, ridges, nonnegative)
+        if "costs" in wanted:
+            # Compute and memory terms next to the source tables: HELP's FBNet latencies of raspi4, fpga and
+            # eyeriss are sums of per-layer costs, ranked at 0.98 from 20 samples with parameters, 0.974 without.
+            fitted["costs"] = _scaled_ms_ridge(self._cost_features(archs), samples, ridges, nonnegative)
         if network:
             fitted["network"] = self._finetune(samples)
         return fitted
@@ -210,12 +298,14 @@ class Stack(MultiPredict):
             "flops": lambda: floored_log(FlopsProxy(self.space).predict_with(fitted, archs)),
             "sources": lambda: apply_log_ridge(fitted, self._source_log_ms(archs)),
             "tables": lambda: apply_log_ridge(fitted, self._table_log_ms(archs)),
+            "pairs": lambda: floored_log(fitted["scale"] * apply_log_ridge(fitted["ridge"], self._pair_scaled_ms(archs))),
+            "costs": lambda: floored_log(fitted["scale"] * apply_log_ridge(fitted["ridge"], self._cost_features(archs))),
         }
         return predictors[name]()
 
     def _out_of_fold(self, samples: pd.Series) -> np.ndarray:
         """``[K, n]`` log ms of each component on each sample, fitted without that sample's fold."""
-        components = self.config.components
+        components = self.active_components
         folds = self._blend_folds(len(samples))
         held_out_log = np.zeros((len(components), len(samples)))
         for fold in folds:
@@ -233,7 +323,7 @@ class Stack(MultiPredict):
             raise UserError(
                 f"stack needs at least {self.min_target_samples} samples of {target!r}, got {len(samples)}; measure more archs"
             )
-        components = self.config.components
+        components = self.active_components
         fitted = self._fit_components(samples, network=True)
         held_out_log = self._out_of_fold(samples)
         measured_log = floored_log(samples.to_numpy())
@@ -266,7 +356,7 @@ class Stack(MultiPredict):
         """The blend's weights, largest first, and the source the network's row started from.
 
         Example:
-            >>> model = Stack("nasbench201")
+            >>> model = Stack("nasbench201", components=["network", "layerwise", "tables"])
             >>> model.transfer_info["t"] = {"stack_weights": {"network": 0.0, "layerwise": 0.75, "tables": 0.25},
             ...                             "init_source": "pixel3"}
             >>> model.transfer_summary("t")
@@ -277,16 +367,21 @@ class Stack(MultiPredict):
             return ""
         weights = sorted(((w, name) for name, w in info["stack_weights"].items() if w > 0), reverse=True)
         parts = ", ".join(f"{name} {w:.2f}" for w, name in weights)
-        return f"blend of {target}: {parts} (network row initialised from {info['init_source']})"
+        left_out = "".join(f"; {name} left out: {reason}" for name, reason in self.unavailable_components().items()
+                           if name not in info["stack_weights"])
+        return f"blend of {target}: {parts} (network row initialised from {info['init_source']}{left_out})"
 
     # -- persistence ----------------------------------------------------------------------
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         tensors, config = super().state()
-        return tensors, {**config, "source_tables": self.source_tables}
+        return tensors, {**config, "source_tables": self.source_tables, "source_ms_tables": self.source_ms_tables,
+                         "source_pair_tables": self.source_pair_tables}
 
     @classmethod
     def from_state(cls, tensors: Mapping[str, torch.Tensor], config: Mapping[str, Any]) -> "Stack":
         model = super().from_state(tensors, config)
         assert isinstance(model, Stack)
         model.source_tables = {name: dict(table) for name, table in config.get("source_tables", {}).items()}
+        model.source_ms_tables = {name: dict(table) for name, table in config.get("source_ms_tables", {}).items()}
+        model.source_pair_tables = {name: dict(table) for name, table in config.get("source_pair_tables", {}).items()}
         return model

@@ -12,7 +12,9 @@ from farm.errors import UserError
 from trainer import encodings
 from trainer.models import get_method
 from trainer.models.layerwise import LayerwiseTable
-from trainer.models.stack import COMPONENTS, Stack, bagged_weights, fit_op_table, geometric_blend, simplex_grid
+from trainer.models.stack import (
+    COMPONENTS, Stack, bagged_weights, fit_op_table, geometric_blend, simplex_grid, with_pairs,
+)
 from tests.trainer.models.latency_slice import SOURCES, TARGET, pretrained_on_slice, transferred_on_slice
 
 TINY = {"gcn_hidden": [16, 16], "gcn_head": [16], "batch_size": 64, "source_epochs": 8, "target_epochs": 8}
@@ -32,9 +34,9 @@ def trained(nb201_latency: pd.DataFrame) -> Stack:
     return transferred_on_slice(_pretrained(nb201_latency), nb201_latency)
 
 
-def test_registered_as_stack_with_five_components():
+def test_registered_as_stack_with_seven_components():
     assert get_method("stack") is Stack
-    assert Stack("nasbench201").config.components == COMPONENTS
+    assert Stack("nasbench201").config.components == COMPONENTS and len(COMPONENTS) == 7
 
 
 def test_simplex_grid_covers_every_quarter_split():
@@ -52,6 +54,15 @@ def test_op_table_recovers_log_additive_latencies():
     np.testing.assert_allclose(onehot @ np.asarray(table["theta"]) + table["intercept"], true_log, atol=1e-4)
 
 
+def test_with_pairs_appends_every_column_product_once():
+    onehot = encodings.onehot("nasbench201", spaces.get("nasbench201").sample(5, seed=1)).astype("float64")
+    paired = with_pairs(onehot)
+    assert paired.shape == (5, 30 + 30 * 29 // 2)
+    np.testing.assert_array_equal(paired[:, :30], onehot)
+    assert paired[:, 30].tolist() == (onehot[:, 0] * onehot[:, 1]).tolist()
+    assert paired[:, -1].tolist() == (onehot[:, 28] * onehot[:, 29]).tolist()
+
+
 def test_transfer_ranks_the_targets_unseen_archs_with_weights_on_the_simplex(trained, nb201_latency):
     held_out = list(nb201_latency.index[:200])
     predicted = trained.predict(held_out, TARGET)
@@ -67,7 +78,7 @@ def test_without_bagging_the_weights_are_the_grid_point_with_the_least_out_of_fo
     model = _pretrained(nb201_latency, weight_bootstraps=0, source_epochs=2)
     model.transfer(TARGET, nb201_latency[TARGET].iloc[200:220])
     info = model.transfer_info[TARGET]
-    assert tuple(info["stack_weights"][name] for name in COMPONENTS) in simplex_grid(5, 0.25)
+    assert tuple(info["stack_weights"][name] for name in COMPONENTS) in simplex_grid(len(COMPONENTS), 0.25)
     # every single component is a grid point, so the chosen blend is never worse out of fold than the best one
     assert info["blend_cv_log_mse"] <= min(info["component_cv_log_mse"].values()) + 1e-12
 
@@ -103,7 +114,9 @@ def test_json_round_trip_predicts_identically_and_leaves_sources_alone(trained, 
     archs = list(nb201_latency.index[:60])
     loaded = _roundtrip(trained)
     np.testing.assert_array_equal(loaded.predict(archs, TARGET), trained.predict(archs, TARGET))
-    assert loaded.source_tables == trained.source_tables
+    assert loaded.source_tables == trained.source_tables and loaded.source_pair_tables == trained.source_pair_tables
+    assert loaded.source_ms_tables == trained.source_ms_tables
+    assert len(trained.source_pair_tables) == len(trained.source_ms_tables) == len(SOURCES)
     fresh = _pretrained(nb201_latency)
     np.testing.assert_array_equal(trained.predict(archs, "pixel3"), fresh.predict(archs, "pixel3"))
     again = _roundtrip(fresh)
@@ -145,3 +158,57 @@ def test_on_fbnet_the_source_tables_carry_a_log_additive_target():
     rho = stats.spearmanr(model.predict(archs[420:], "between"), target[420:]).statistic
     assert rho > 0.95, rho
     assert model.transfer_info["between"]["stack_weights"]["tables"] >= 0.5
+    assert "pairs" not in model.transfer_info["between"]["stack_weights"]  # 198 one-hot columns: too wide for pairs
+    assert "pairs left out: fbnet's one-hot is 198 wide" in model.transfer_summary("between")
+
+
+def test_a_predictor_from_before_the_ms_tables_blends_without_them_and_says_so(trained, nb201_latency):
+    old = _roundtrip(trained)
+    old.source_pair_tables, old.source_ms_tables = {}, {}
+    old.transfer("old", nb201_latency[TARGET].iloc[200:220])
+    assert set(old.transfer_info["old"]["stack_weights"]) == set(COMPONENTS) - {"pairs", "costs"}
+    summary = old.transfer_summary("old")
+    assert "pairs left out: its pre-training fitted no pairwise tables" in summary
+    assert "costs left out: its pre-training fitted no ms tables" in summary
+    assert "left out" not in trained.transfer_summary(TARGET)
+
+
+def test_on_nasbench201_the_pairwise_tables_carry_an_interaction_no_additive_table_has():
+    archs = spaces.get("nasbench201").sample(700, seed=5)
+    onehot = encodings.onehot("nasbench201", archs).astype("float64")
+    rng = np.random.default_rng(2)
+    additive = 1.0 + onehot @ rng.uniform(0.0, 0.3, onehot.shape[1])
+    conv3 = onehot[:, [k * 5 + 3 for k in range(6)]]  # nor_conv_3x3 on each of the 6 edges
+    interaction = 2.0 * conv3[:, 0] * conv3[:, 5] + 1.5 * conv3[:, 1] * conv3[:, 4]  # two edges that fuse badly
+    sources = {"plain": pd.Series(additive[:600], archs[:600]),
+               "fused": pd.Series((additive + interaction)[:600], archs[:600])}
+    model = Stack("nasbench201", seed=0, **{**TINY, "source_epochs": 2, "target_epochs": 2})
+    model.pretrain(sources)
+    target = 0.5 * additive + 2.0 * interaction  # the interaction weighs more on the target than on any source
+    model.transfer("new", pd.Series(target[600:620], archs[600:620]))
+    pairs_only = stats.spearmanr(
+        model._component_log_ms("pairs", model.transfer_info["new"]["components"]["pairs"], archs[620:]), target[620:]
+    ).statistic
+    tables_only = stats.spearmanr(
+        model._component_log_ms("tables", model.transfer_info["new"]["components"]["tables"], archs[620:]), target[620:]
+    ).statistic
+    assert pairs_only > 0.98 and pairs_only > tables_only + 0.02, (pairs_only, tables_only)
+    assert stats.spearmanr(model.predict(archs[620:], "new"), target[620:]).statistic > 0.95
+
+
+def test_on_fbnet_the_costs_component_carries_a_sum_of_layer_costs_with_a_memory_term():
+    archs = spaces.get("fbnet").sample(540, seed=3)
+    onehot = encodings.onehot("fbnet", archs).astype("float64")
+    rng = np.random.default_rng(8)
+    compute = 2.0 + onehot @ rng.uniform(0.0, 0.2, onehot.shape[1])
+    sources = {"compute": pd.Series(compute[:400], archs[:400]),
+               "other": pd.Series((2.0 + onehot @ rng.uniform(0.0, 0.2, onehot.shape[1]))[:400], archs[:400])}
+    model = Stack("fbnet", seed=0, mlp_hidden=[16], mlp_head=[16], batch_size=64, source_epochs=2, target_epochs=2)
+    model.pretrain(sources)
+    target = 0.5 * compute + 0.4 * encodings.params("fbnet", archs) / 1e6  # a device that also pays for its weights
+    model.transfer("weights", pd.Series(target[400:420], archs[400:420]))
+    components = model.transfer_info["weights"]["components"]
+    costs, tables = (stats.spearmanr(model._component_log_ms(name, components[name], archs[420:]), target[420:]).statistic
+                     for name in ("costs", "tables"))
+    assert costs > 0.99 and costs > tables + 0.05, (costs, tables)
+    assert stats.spearmanr(model.predict(archs[420:], "weights"), target[420:]).statistic > 0.97
