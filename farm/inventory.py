@@ -9,7 +9,9 @@ wrong and what to do, plus the YAML line where it can tell::
 
     inventory.yaml: device 'pi4': field 'ssh': missing: kind ssh needs an `ssh:` section ... (line 12)
 
-Relative ``replay.table`` paths are resolved against the inventory's folder.
+Relative paths of files on this host (``replay.table``, ``ssh.key_file``,
+``ssh.known_hosts``, ``adb.key_file``) are resolved against the inventory's
+folder, not the working directory; ``~`` is the user's home as usual.
 
 Beyond the connection sections: ``cuda: {index: N}`` is also accepted on an
 ``ssh`` device (a Jetson): its TorchScript models run on the board's GPU
@@ -474,11 +476,20 @@ def loads(text: str, *, source: str = DEFAULT_PATH, base_dir: Path | None = None
 
 
 def _resolve_relative_paths(inventory: Inventory, base_dir: Path) -> None:
+    """Host-side file fields that are relative paths, made absolute under ``base_dir`` (in place)."""
+    def resolved(path: str) -> str:
+        expanded = Path(path).expanduser()
+        return path if expanded.is_absolute() else str((base_dir / expanded).resolve())
+
     for device in inventory.devices:
         if device.replay is not None:
-            table = Path(device.replay.table).expanduser()
-            if not table.is_absolute():
-                device.replay.table = str((base_dir / table).resolve())
+            device.replay.table = resolved(device.replay.table)
+        if device.ssh is not None:
+            device.ssh.known_hosts = resolved(device.ssh.known_hosts)
+            if device.ssh.key_file is not None:
+                device.ssh.key_file = resolved(device.ssh.key_file)
+        if device.adb is not None:
+            device.adb.key_file = resolved(device.adb.key_file)
 
 
 # --------------------------------------------------------- error rendering

@@ -218,6 +218,29 @@ def test_key_files_and_known_hosts_are_checked_by_the_loader(tmp_path: Path) -> 
     assert load(write(tmp_path, adb.replace("    adb:", "    node: elsewhere\n    adb:"))).get("ph").node == "elsewhere"
 
 
+def test_relative_key_files_are_resolved_against_the_inventorys_folder(tmp_path: Path, monkeypatch) -> None:
+    folder = tmp_path / "lab"
+    (folder / "devices").mkdir(parents=True)
+    for name in ("pi.key", "known_hosts", "adbkey"):
+        (folder / "devices" / name).write_text("k")
+    text = ("devices:\n  - name: pi\n    kind: ssh\n"
+            "    ssh: {host: h, user: u, key_file: devices/pi.key, known_hosts: devices/known_hosts}\n"
+            "  - name: ph\n    kind: adb\n    adb: {serial: S, key_file: devices/adbkey}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # not the inventory's folder: a cwd-relative reading would miss every file
+    inventory = load(write(folder, text))
+    assert inventory.get("pi").ssh.key_file == str(folder / "devices" / "pi.key")
+    assert inventory.get("pi").ssh.known_hosts == str(folder / "devices" / "known_hosts")
+    assert inventory.get("ph").adb.key_file == str(folder / "devices" / "adbkey")
+    (folder / "devices" / "pi.key").unlink()
+    message = error_of(folder, text)
+    assert "field 'ssh.key_file'" in message and f"{folder / 'devices' / 'pi.key'} does not exist" in message
+    # "~" still means the home folder, not a folder under the inventory's
+    home = loads(text.replace("devices/pi.key", "~/pi.key"), base_dir=folder)
+    assert home.get("pi").ssh.key_file == "~/pi.key"
+
+
 def test_get_and_select_unknown_device_list_known_names() -> None:
     inventory = Inventory(devices=[Device(name="a", kind="cpu"), Device(name="b", kind="cpu")])
     assert [d.name for d in inventory.select(["b", "a"])] == ["b", "a"]
