@@ -13,7 +13,9 @@ appends the rows to ``<store>/_encodings`` (:class:`farm.proxies.table.Encodings
 chunks come back, so Ctrl-C or a crash loses at most the chunks in flight. Running the same
 command again skips every (space, arch, proxy, input spec, version) already ``ok`` or
 ``undefined`` and computes ``failed`` ones again. A Ray task that dies (a worker killed for
-memory) leaves ``failed`` rows naming it, never a crash of the command.
+memory) leaves ``failed`` rows naming it, never a crash of the command. One run at a time per
+store: a run holds ``<store>/.encode.lock`` (:func:`farm.store_lock.lock_encodings`) from planning
+to its last row; a second is refused, or waits ``--wait-for-lock SECONDS``.
 
 Progress goes to stderr: a tqdm bar on a terminal, one line per chunk otherwise
 (:class:`farm.campaign_progress.CampaignProgress`). Exit status: 0 when no proxy failed (an
@@ -34,6 +36,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import socket
 import sys
 import time
@@ -251,6 +255,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--store", default="measurements", help="store folder; the table goes to <store>/_encodings")
     parser.add_argument("--proxies", metavar="A,B", help="only these proxies (default: all 13)")
     parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="archs per Ray task")
+    parser.add_argument(
+        "--wait-for-lock", type=float, default=0.0, metavar="SECONDS",
+        help="when another encode run holds the store's encodings table, wait up to SECONDS for it, then compute "
+        "what it has not; default 0: refuse at once with one line naming the holder (exit 2)",
+    )
     parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else start a local Ray)")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
@@ -278,6 +287,8 @@ def config_from_args(args: argparse.Namespace) -> EncodeConfig:
         raise UserError(f"--proxies {args.proxies}: {error}") from None
     if args.chunk_size < 1:
         raise UserError(f"--chunk-size {args.chunk_size}: must be >= 1")
+    if not math.isfinite(args.wait_for_lock) or args.wait_for_lock < 0:
+        raise UserError(f"--wait-for-lock {args.wait_for_lock}: must be a number of seconds >= 0 (0 refuses at once)")
     archs = select_archs(args, space)
     check_store("--store", args.store)
     try:
@@ -306,20 +317,25 @@ def run(args: argparse.Namespace) -> int:
         nonlocal stored
         stored += len(rows)
 
+    from farm.measure_command import say_waiting
     from farm.proxies.table import EncodingsTable
+    from farm.store_lock import lock_encodings
 
-    nothing_to_do = not plan(config, EncodingsTable(config.store_root).done_keys(config.space, config.spec.key))
-    started_here = False if nothing_to_do else connect(args.address)
-    try:
-        summary = run_encode(config, on_rows=count)
-    except KeyboardInterrupt:
-        raise Interrupted(
-            f"{stored} encodings rows stored in {Path(config.store_root) / '_encodings'}; "
-            "re-run the same command to resume (proxies already computed are skipped)"
-        ) from None
-    finally:
-        if started_here:
-            ray.shutdown()
+    run_id = f"encode-{config.space}-{socket.gethostname()}-{os.getpid()}"
+    with lock_encodings(config.store_root, run_id, wait_s=args.wait_for_lock, on_wait=say_waiting):
+        # planned under the lock: what a run that held it before stored is skipped
+        nothing_to_do = not plan(config, EncodingsTable(config.store_root).done_keys(config.space, config.spec.key))
+        started_here = False if nothing_to_do else connect(args.address)
+        try:
+            summary = run_encode(config, on_rows=count)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"{stored} encodings rows stored in {Path(config.store_root) / '_encodings'}; "
+                "re-run the same command to resume (proxies already computed are skipped)"
+            ) from None
+        finally:
+            if started_here:
+                ray.shutdown()
     if args.json:
         json.dump(asdict(summary), sys.stdout, indent=1)
         sys.stdout.write("\n")

@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     import ray
 
-    with lock_campaign(args.store, devices, config.campaign_id, wait_s=args.wait_for_lock, on_wait=_say_waiting) as locks:
+    with lock_campaign(args.store, devices, config.campaign_id, wait_s=args.wait_for_lock, on_wait=say_waiting) as locks:
         started_here = connect(args.address)
         try:
             summary = run_campaign(config, on_job=_log_job if args.quiet else None, locks=locks)
@@ -244,7 +244,8 @@ def campaign_anchoring(store: str, campaign_id: str) -> list["AnchoringReport"]:
     return anchoring_report(frame) if not frame.empty else []
 
 
-def _say_waiting(notice: "WaitNotice") -> None:
+def say_waiting(notice: "WaitNotice") -> None:
+    """Tell stderr whom a run waits for (a ``--wait-for-lock`` wait)."""
     print(notice.render(), file=sys.stderr, flush=True)
 
 

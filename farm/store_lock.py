@@ -63,11 +63,15 @@ __all__ = [
     "device_lock_path",
     "local_devices",
     "lock_campaign",
+    "lock_encodings",
     "store_lock_path",
 ]
 
 #: The store lock's file name inside the store folder (hidden: readers skip names starting with ".").
 STORE_LOCK_NAME = ".lock"
+#: The encodings table's lock (``farm encode``), apart from the store lock: proxies and measurements
+#: go to different tables, so an encode run and a campaign may share a store.
+ENCODE_LOCK_NAME = ".encode.lock"
 #: Device kinds measured on the driver's host when the inventory names no ``node``.
 LOCAL_KINDS = ("cpu", "cuda")
 #: A holder file is one short JSON line; anything longer is not ours and is not read further.
@@ -350,6 +354,38 @@ def lock_campaign(
             lock.release()
         raise
     return CampaignLocks(store, campaign_id, taken)
+
+
+def lock_encodings(
+    store: str | os.PathLike[str],
+    run_id: str,
+    *,
+    wait_s: float = 0.0,
+    on_wait: Callable[[WaitNotice], None] | None = None,
+    poll_s: float = 0.25,
+) -> CampaignLocks:
+    """Take ``<store>/.encode.lock`` for one ``farm encode`` run, waiting up to ``wait_s``.
+
+    Two runs on one store would both plan before either stored a row and compute every proxy twice.
+    Raises :class:`LockBusy` naming the holder, like :func:`lock_campaign`; the store folder is created.
+
+    Example:
+        >>> import tempfile
+        >>> store = tempfile.mkdtemp()
+        >>> with lock_encodings(store, "encode-1"):
+        ...     try:
+        ...         lock_encodings(store, "encode-2")
+        ...     except LockBusy as busy:
+        ...         print(busy.holder.campaign_id, "compute every proxy twice" in str(busy))
+        encode-1 True
+    """
+    Path(store).mkdir(parents=True, exist_ok=True)
+    lock = _FileLock(Path(store) / ENCODE_LOCK_NAME, f"the encodings table of store {store}",
+                     "two encode runs on one store compute every proxy twice")
+    wait_s = max(0.0, wait_s)
+    _acquire(lock, LockHolder.now(run_id, store), deadline=time.monotonic() + wait_s, wait_s=wait_s,
+             on_wait=on_wait, poll_s=poll_s)
+    return CampaignLocks(store, run_id, [lock])
 
 
 def _acquire(

@@ -13,6 +13,7 @@ from farm.encode import EncodeConfig, run_encode
 from farm.proxies import NAMES
 from farm.proxies.inputs import InputSpec, default_spec
 from farm.proxies.table import EncodingsTable
+from farm.store_lock import lock_encodings
 from tests.farm.scripted_agent import local_ray
 from trainer.proxy_encodings import load
 
@@ -86,6 +87,7 @@ def test_a_failing_arch_is_recorded_failed_and_retried(tmp_path: Path) -> None:
         (["--proxies", "snip,snipp"], "--proxies snip,snipp: unknown proxy 'snipp'"),
         (["--sample", "0"], "--sample 0: must be >= 1"),
         (["--chunk-size", "0"], "--chunk-size 0: must be >= 1"),
+        (["--wait-for-lock", "-1"], "--wait-for-lock -1.0: must be a number of seconds >= 0"),
         (["--all", "--space", "fbnet"], "--all: space fbnet cannot be enumerated"),
     ],
 )
@@ -117,3 +119,19 @@ def test_a_damaged_encodings_file_stops_before_anything_runs(tmp_path: Path, cap
     assert farm("encode", "--sample", "1", "--store", str(store)) == 2
     err = capsys.readouterr().err
     assert "cannot read the encodings table" in err and "move the damaged file out of" in err
+
+
+def test_a_second_encode_run_on_the_store_is_refused_while_the_first_holds_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "store"
+    with lock_encodings(store, "encode-first"):
+        assert farm("encode", "--sample", "1", "--proxies", "params", "--store", str(store)) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "is locked by campaign encode-first" in err[0]
+        assert "compute every proxy twice" in err[0] and "--wait-for-lock" in err[0]
+        assert EncodingsTable(store).read().empty
+        # a measurement campaign's store lock is another file: encoding does not wait for it
+        assert not (store / ".lock").exists()
+    assert farm("encode", "--sample", "1", "--proxies", "params", "--store", str(store), "--quiet") == 0
+    assert len(EncodingsTable(store).read()) == 1
