@@ -22,7 +22,8 @@ predictors, each from those samples only:
 * ``pairs``: a ridge of the target's latency (in ms over its mean, not log) over per-source
   tables with pairwise (position, op) interactions, also additive in ms. Some devices are: on
   HELP's NAS-Bench-201 table, raspi4 and pixel3 are ranked at Spearman 0.97 by such a table
-  fitted on half their archs, 0.94 by an additive ms table and 0.90 by an additive log one. Only
+  fitted on 7,000 of their 15,625 archs, 0.94 by an additive ms table and 0.90 by an additive
+  log one. Only
   where the one-hot is at most ``pair_table_max_width`` wide (NAS-Bench-201's 30 columns give
   435 products; FBNet's 198 would give 19,503): elsewhere the blend has the other six and
   :meth:`Stack.transfer_summary` says why;
@@ -46,9 +47,7 @@ weights see only the target's samples, never its other archs. The two ridges
 have non-negative weights (Breiman's stacked regressions): with 10
 cosine-sampled ND samples a free ridge over the sources ranked pixel2 at 0.77,
 the constrained one at 0.90. Which components earn weight differs by device and
-space; mean weights with 20 random samples: on HELP's ND targets layer-wise 0.63,
-the two ridges 0.13 each, FLOPs 0.06, the network 0.05; on FD tables 0.29,
-FLOPs 0.27, layer-wise 0.26, sources 0.13, the network 0.05.
+space; ``trainer transfer`` prints the blend it chose (:meth:`Stack.transfer_summary`).
 
 Example:
     >>> Stack("fbnet").config.components
