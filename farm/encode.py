@@ -246,12 +246,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="compute the 13 zero-cost proxies of archs (Ray tasks) into the store's encodings table",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
+    from farm.measure_command import add_arch_selection
+
     parser.add_argument("--space", default="nasbench201", help="search space: nasbench201, fbnet or ofa")
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("--sample", type=int, metavar="N", help="encode N archs sampled with --seed (default 8)")
-    which.add_argument("--archs", metavar="FILE", help="encode the archs in FILE, one arch string a line (# lines are comments)")
-    which.add_argument("--all", action="store_true", help="encode every arch of the space (NAS-Bench-201 only)")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed for --sample")
+    add_arch_selection(parser, "encode")
     parser.add_argument("--store", default="measurements", help="store folder; the table goes to <store>/_encodings")
     parser.add_argument("--proxies", metavar="A,B", help="only these proxies (default: all 13)")
     parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="archs per Ray task")

@@ -43,15 +43,28 @@ logger = logging.getLogger("farm.measure")
 DEFAULT_SAMPLE = 8
 
 
+def add_arch_selection(parser: argparse.ArgumentParser, verb: str) -> None:
+    """``--sample N`` | ``--archs FILE`` | ``--all``, and ``--seed``: which archs to ``verb`` (:func:`select_archs`).
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_arch_selection(parser, "encode")
+        >>> args = parser.parse_args(["--sample", "3", "--seed", "1"])
+        >>> args.sample, args.archs, args.all, args.seed
+        (3, None, False, 1)
+    """
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--sample", type=int, metavar="N", help=f"{verb} N archs sampled with --seed (default {DEFAULT_SAMPLE})")
+    which.add_argument("--archs", metavar="FILE", help=f"{verb} the archs in FILE, one arch string a line (lines starting with # are comments)")
+    which.add_argument("--all", action="store_true", help=f"{verb} every arch of the space (NAS-Bench-201 only)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed of --sample (default 0)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The measure options (shared by ``measure.py`` and ``farm measure``)."""
     parser.add_argument("--inventory", default="inventory.yaml", help="device inventory YAML file")
     parser.add_argument("--space", default="nasbench201", help="search space: nasbench201, fbnet or ofa")
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("--sample", type=int, metavar="N", help=f"measure N archs sampled with --seed (default {DEFAULT_SAMPLE})")
-    which.add_argument("--archs", metavar="FILE", help="measure the archs in FILE, one arch string a line (lines starting with # are comments)")
-    which.add_argument("--all", action="store_true", help="measure every arch of the space (NAS-Bench-201 only)")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    add_arch_selection(parser, "measure")
     parser.add_argument(
         "--devices", action="append", metavar="NAME[,NAME]",
         help="measure only these inventory devices (repeat or comma-separate; default: all)",
