@@ -22,8 +22,8 @@ method), and score Spearman rho on every other arch of the target. Rows:
 * ``nasflat``: NASFLAT (op-wise hardware embeddings, DGF/GAT ensemble, pairwise hinge), with
   its pre-training epochs capped for this CPU (``NASFLATConfig.node_budget``);
 * ``stack``: the project's stacked method (``trainer.models.stack``): MultiPredict's fine-tuned
-  network, the layer-wise table, FLOPs and two ridges over what the sources teach, blended with
-  weights chosen by 5-fold cross-validation on the target samples.
+  network, the layer-wise table, FLOPs and four ridges over what the sources teach (in log ms and
+  in ms), blended with weights chosen by 5-fold cross-validation on the target samples.
 
 It prints one table per task (mean Spearman per target and overall) and the
 timings: pre-training per seed, transfer per target, prediction of the test set
