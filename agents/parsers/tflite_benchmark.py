@@ -107,7 +107,7 @@ class RunStats:
         count = values["count"]
         if count != int(count):
             raise UnparsableOutput(TOOL, f"count={count:g} is not a whole number", source=source, line=line)
-        checked_number(count, "count", tool=TOOL, source=source, line=line, maximum=MAX_COUNT)
+        checked_number(count, "count", tool=TOOL, source=source, line=line, minimum=1, maximum=MAX_COUNT)
         for name, value in values.items():
             if name != "count":
                 checked_number(value, name, tool=TOOL, source=source, line=line)

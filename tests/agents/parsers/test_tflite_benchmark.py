@@ -176,6 +176,14 @@ def test_non_finite_or_absurd_figures_are_refused_typed(fixtures_dir: Path, toke
         parse(v218(fixtures_dir).replace("Inference (avg): 971535", f"Inference (avg): {token}"))
 
 
+def test_a_stats_line_of_zero_runs_is_refused_even_with_a_plausible_time(fixtures_dir: Path) -> None:
+    # found by tests/agents/parsers/test_hostile_output.py: one digit of the one-run warm-up line damaged
+    damaged = v218(fixtures_dir).replace("count=1 curr=1041765", "count=0 curr=1041765")
+    assert damaged != v218(fixtures_dir)
+    with pytest.raises(UnparsableOutput, match="count is 0, outside"):
+        parse(damaged)
+
+
 def test_zero_or_garbled_counts_are_refused_typed() -> None:
     summary = "Inference timings in us: Init: 1, First inference: 2, Warmup (avg): 2, Inference (avg): 0"
     with pytest.raises(UnparsableOutput):
