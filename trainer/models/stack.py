@@ -76,6 +76,8 @@ from trainer.models.multipredict import MultiPredict, MultiPredictConfig, floore
 from trainer.models.training import config_from_hyper, in_config_threads
 
 COMPONENTS: tuple[str, ...] = ("network", "layerwise", "flops", "sources", "tables", "pairs", "costs")
+#: The per-source tables a pre-trained stack keeps in its JSON config, by attribute (and key) name.
+_TABLE_STATE: tuple[str, ...] = ("source_tables", "source_ms_tables", "source_pair_tables")
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,16 @@ def fit_op_table(onehot: np.ndarray, target: np.ndarray, ridge: float) -> dict[s
     return {"theta": theta.tolist(), "intercept": mean_y - float(mean_x @ theta)}
 
 
+def apply_op_tables(tables: Mapping[str, Mapping[str, Any]], features: np.ndarray) -> np.ndarray:
+    """``[n, S]``: each of the ``S`` tables of :func:`fit_op_table` applied to the ``[n, d]`` ``features``.
+
+    Example:
+        >>> apply_op_tables({"a": {"theta": [1.0, 2.0], "intercept": 0.5}}, np.eye(2)).tolist()
+        [[1.5], [2.5]]
+    """
+    return np.stack([features @ np.asarray(t["theta"]) + t["intercept"] for t in tables.values()], axis=1)
+
+
 def with_pairs(onehot: np.ndarray) -> np.ndarray:
     """``[n, d]`` one-hot columns followed by the products of every pair of them, ``[n, d + d(d-1)/2]``.
 
@@ -212,10 +224,11 @@ class Stack(MultiPredict):
         self.source_tables, self.source_ms_tables, self.source_pair_tables = {}, {}, {}
         for name, values in sources.items():
             onehot, ms = encodings.onehot(self.space, list(values.index)).astype("float64"), values.to_numpy(dtype="float64")
+            relative = ms / ms.mean()
             self.source_tables[name] = fit_op_table(onehot, floored_log(ms), cfg.table_ridge)
-            self.source_ms_tables[name] = fit_op_table(onehot, ms / ms.mean(), cfg.table_ridge)
+            self.source_ms_tables[name] = fit_op_table(onehot, relative, cfg.table_ridge)
             if onehot.shape[1] <= cfg.pair_table_max_width:
-                self.source_pair_tables[name] = fit_op_table(with_pairs(onehot), ms / ms.mean(), cfg.pair_table_ridge)
+                self.source_pair_tables[name] = fit_op_table(with_pairs(onehot), relative, cfg.pair_table_ridge)
 
     def unavailable_components(self) -> dict[str, str]:
         """Components in ``components`` that sit out of this predictor's blend, each with the reason.
@@ -248,19 +261,16 @@ class Stack(MultiPredict):
 
     def _table_log_ms(self, archs: Sequence[str]) -> np.ndarray:
         """``[n, S]`` log ms of every source's (position, op) table."""
-        onehot = encodings.onehot(self.space, list(archs)).astype("float64")
-        return np.stack([onehot @ np.asarray(t["theta"]) + t["intercept"] for t in self.source_tables.values()], axis=1)
+        return apply_op_tables(self.source_tables, encodings.onehot(self.space, list(archs)).astype("float64"))
 
     def _pair_scaled_ms(self, archs: Sequence[str]) -> np.ndarray:
         """``[n, S]`` latency over its mean of every source's pairwise table."""
-        features = with_pairs(encodings.onehot(self.space, list(archs)).astype("float64"))
-        return np.stack([features @ np.asarray(t["theta"]) + t["intercept"] for t in self.source_pair_tables.values()], axis=1)
+        return apply_op_tables(self.source_pair_tables, with_pairs(encodings.onehot(self.space, list(archs)).astype("float64")))
 
     def _cost_features(self, archs: Sequence[str]) -> np.ndarray:
         """``[n, S + 2]``: every source's additive ms table (over its mean), MACs (M) and parameters (M)."""
-        onehot = encodings.onehot(self.space, list(archs)).astype("float64")
-        tables = [onehot @ np.asarray(t["theta"]) + t["intercept"] for t in self.source_ms_tables.values()]
-        return np.stack([*tables, encodings.flops(self.space, list(archs)) / 1e6, encodings.params(self.space, list(archs)) / 1e6], axis=1)
+        tables = apply_op_tables(self.source_ms_tables, encodings.onehot(self.space, list(archs)).astype("float64"))
+        return np.column_stack([tables, encodings.flops(self.space, list(archs)) / 1e6, encodings.params(self.space, list(archs)) / 1e6])
 
     def _fit_components(self, samples: pd.Series, network: bool) -> dict[str, Any]:
         """Every closed-form component in ``active_components`` fitted on ``samples``, and when ``network``
@@ -280,7 +290,7 @@ class Stack(MultiPredict):
             fitted["tables"] = fit_log_ridge(self._table_log_ms(archs), log_y, ridges, nonnegative)
         if "pairs" in wanted:
             # Additive in ms, not log: on HELP's table raspi4's and pixel3's NB201 latencies are ranked at
-            # Spearman 0.97 by a pairwise ms table and 0.91 by a pairwise log one (half the archs from the other half).
+            # Spearman 0.97 by a pairwise ms table and 0.91 by a pairwise log one (fitted on 7,000 archs, the rest ranked).
             fitted["pairs"] = _scaled_ms_ridge(self._pair_scaled_ms(archs), samples, ridges, nonnegative)
         if "costs" in wanted:
             # Compute and memory terms next to the source tables: HELP's FBNet latencies of raspi4, fpga and
@@ -373,14 +383,12 @@ class Stack(MultiPredict):
     # -- persistence ----------------------------------------------------------------------
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         tensors, config = super().state()
-        return tensors, {**config, "source_tables": self.source_tables, "source_ms_tables": self.source_ms_tables,
-                         "source_pair_tables": self.source_pair_tables}
+        return tensors, {**config, **{key: getattr(self, key) for key in _TABLE_STATE}}
 
     @classmethod
     def from_state(cls, tensors: Mapping[str, torch.Tensor], config: Mapping[str, Any]) -> "Stack":
         model = super().from_state(tensors, config)
         assert isinstance(model, Stack)
-        model.source_tables = {name: dict(table) for name, table in config.get("source_tables", {}).items()}
-        model.source_ms_tables = {name: dict(table) for name, table in config.get("source_ms_tables", {}).items()}
-        model.source_pair_tables = {name: dict(table) for name, table in config.get("source_pair_tables", {}).items()}
+        for key in _TABLE_STATE:  # a predictor saved before a kind of table existed has none of it
+            setattr(model, key, {name: dict(table) for name, table in config.get(key, {}).items()})
         return model
