@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import socket
 import sys
@@ -268,7 +267,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> EncodeConfig:
     """Check everything ``args`` names (one :class:`UserError` line each) and return the run's config."""
     from farm import spaces
-    from farm.measure_command import select_archs
+    from farm.measure_command import check_lock_wait, select_archs
     from farm.proxies import parse_names
     from farm.proxies.inputs import default_spec
     from farm.proxies.table import EncodingsTable
@@ -285,8 +284,7 @@ def config_from_args(args: argparse.Namespace) -> EncodeConfig:
         raise UserError(f"--proxies {args.proxies}: {error}") from None
     if args.chunk_size < 1:
         raise UserError(f"--chunk-size {args.chunk_size}: must be >= 1")
-    if not math.isfinite(args.wait_for_lock) or args.wait_for_lock < 0:
-        raise UserError(f"--wait-for-lock {args.wait_for_lock}: must be a number of seconds >= 0 (0 refuses at once)")
+    check_lock_wait(args.wait_for_lock)
     archs = select_archs(args, space)
     check_store("--store", args.store)
     try:

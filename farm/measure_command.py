@@ -180,8 +180,7 @@ def run(args: argparse.Namespace) -> int:
     anchors = 0 if args.no_anchors else args.anchors
     check_anchors(space.name, anchors)
     check_store("--store", args.store)
-    if not math.isfinite(args.wait_for_lock) or args.wait_for_lock < 0:
-        raise UserError(f"--wait-for-lock {args.wait_for_lock}: must be a number of seconds >= 0 (0 refuses at once)")
+    check_lock_wait(args.wait_for_lock)
 
     from farm.run import CampaignConfig, connect, make_protocol, run_campaign
     from farm.store_lock import lock_campaign
@@ -255,6 +254,19 @@ def campaign_anchoring(store: str, campaign_id: str) -> list["AnchoringReport"]:
     columns = [*GROUP_COLUMNS, "job_id", "anchor_ms", "is_anchor", "arch", "status", "latency_ms", "samples_ms"]
     frame = Store(store).read(columns=columns, where={"campaign_id": campaign_id})
     return anchoring_report(frame) if not frame.empty else []
+
+
+def check_lock_wait(seconds: float) -> None:
+    """A ``--wait-for-lock`` value is finite and >= 0, else one :class:`UserError` line.
+
+    Example:
+        >>> check_lock_wait(-1.0)
+        Traceback (most recent call last):
+        ...
+        farm.errors.UserError: --wait-for-lock -1.0: must be a number of seconds >= 0 (0 refuses at once)
+    """
+    if not math.isfinite(seconds) or seconds < 0:
+        raise UserError(f"--wait-for-lock {seconds}: must be a number of seconds >= 0 (0 refuses at once)")
 
 
 def say_waiting(notice: "WaitNotice") -> None:
